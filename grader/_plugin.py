@@ -1,0 +1,205 @@
+"""The pytest side, inside one isolated run: hand the rubric the student's module, report each check.
+
+Results leave over a private pipe with a per-run token; nothing the student prints or writes
+is ever read as a result. Student code is loaded only after the rubric is collected and the
+sandbox is closed (folders hidden, privileges dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import linecache
+import os
+import random
+import sys
+import traceback
+import types
+
+import pytest
+
+from . import checks, integrity
+
+STUDENT_MODULE = "student"
+MAX_MESSAGE = 4000
+
+
+class Channel:
+    """The write end of the result pipe; one JSON object per line, each carrying the token."""
+
+    def __init__(self, fd: int, token: str):
+        self.fd, self.token = fd, token
+        self._write, self._dumps = os.write, json.dumps  # our own references
+
+    def send(self, kind: str, **data) -> None:
+        payload = (self._dumps({"token": self.token, "kind": kind, **data}) + "\n").encode()
+        while payload:
+            payload = payload[self._write(self.fd, payload):]
+
+
+def seed_everything(seed: int) -> None:
+    import numpy
+    import torch
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def student_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("cell ")]
+
+
+def describe_exception(exc: BaseException, doing: str) -> str:
+    """One line that says what happened, then only the student's own frames."""
+    text = str(exc).strip().splitlines()
+    head = f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    frames = student_frames(exc)
+    lines = [f"{head} was raised {doing} (not inside your cells' own lines; look at what your code returned)."]
+    if frames:
+        last = frames[-1]
+        lines[0] = f"Your code raised {head} {doing}, at {last.filename}, line {last.lineno}."
+        lines.append("Traceback (your cells only):")
+        for f in frames[-6:]:
+            lines.append(f"  {f.filename}, line {f.lineno}, in {f.name}")
+            if f.line:
+                lines.append(f"    {f.line.strip()}")
+    elif len(text) > 1:
+        lines.extend("  " + t for t in text[1:8])
+    return "\n".join(lines)
+
+
+class RubricPlugin:
+    def __init__(self, job: dict, channel: Channel, close_sandbox):
+        self.job = job
+        self.channel = channel
+        self.close_sandbox = close_sandbox
+        self.module: types.ModuleType | None = None
+        self.integrity: integrity.Snapshot | None = None
+        self.outcomes: dict[str, dict] = {}
+
+    # -- collection, then the sandbox closes and the student's code is loaded --------------
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "needs_cuda: the check needs a CUDA device")
+
+    def pytest_collection_finish(self, session):
+        items = [
+            {
+                "rubric": item.path.stem,
+                "id": item.name,
+                "name": _first_line(item.function.__doc__) or item.name,
+                "needs_cuda": item.get_closest_marker("needs_cuda") is not None,
+            }
+            for item in session.items
+        ]
+        self.channel.send("collected", checks=items, cuda=checks.cuda_available())
+        if self.job.get("collect_only"):
+            return
+        self.channel.send("notes", notes=self.close_sandbox())
+        seed_everything(self.job.get("seed", 0))
+        self.integrity = integrity.Snapshot.take()
+        self.module = self._load_student()
+
+    def _load_student(self) -> types.ModuleType:
+        module = types.ModuleType(STUDENT_MODULE)
+        module.__file__ = f"<{self.job['exercise_id']}>"
+        sys.modules[STUDENT_MODULE] = module
+        notes = []
+        for chunk in self.job["chunks"]:
+            _register_source(chunk["filename"], chunk["source"])
+            try:
+                code = compile(chunk["source"], chunk["filename"], "exec")
+                exec(code, module.__dict__)
+            except (SystemExit, KeyboardInterrupt) as e:
+                self._crash(f"{type(e).__name__} raised while loading your code ({chunk['filename']})")
+            except BaseException as e:  # noqa: BLE001 - student code may raise anything
+                if chunk["required"]:
+                    self.channel.send("notes", notes=notes)
+                    self.channel.send("load_error", message=describe_exception(e, "while your cell was run"))
+                    os._exit(0)
+                notes.append(
+                    f"`{chunk['what']}` from {chunk['filename']} was skipped: "
+                    f"{type(e).__name__}: {str(e).strip()[:200]}"
+                )
+        self.channel.send("notes", notes=notes)
+        self._verify_integrity("while your cells were loaded")
+        return module
+
+    # -- what a rubric gets -----------------------------------------------------------------
+
+    @pytest.fixture(scope="session")
+    def student(self):
+        return self.module
+
+    @pytest.fixture(scope="session")
+    def thresholds(self):
+        return dict(self.job.get("thresholds") or {})
+
+    # -- running and reporting each check ---------------------------------------------------
+
+    def pytest_runtest_setup(self, item):
+        if item.get_closest_marker("needs_cuda") and not checks.cuda_available():
+            pytest.skip(checks.NO_CUDA_REASON)
+        seed_everything(self.job.get("seed", 0))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        record = self.outcomes.setdefault(item.nodeid, {"id": item.name, "status": "passed", "message": "", "duration_s": 0.0})
+        record["duration_s"] += call.duration
+        if call.excinfo is not None and isinstance(call.excinfo.value, (SystemExit, KeyboardInterrupt)):
+            self._crash(f"{call.excinfo.typename} raised during the check `{item.name}`")
+        if call.when == "call":
+            self._verify_integrity(f"during the check `{item.name}`")
+        if report.skipped and record["status"] == "passed":
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            record.update(status="skipped", message=reason.removeprefix("Skipped: "))
+        elif report.failed and record["status"] in ("passed", "skipped"):
+            record.update(_judge(call.excinfo, call.when))
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        record = self.outcomes.pop(nodeid, None)
+        if record is not None:
+            self.channel.send("check", **record)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if not self.job.get("collect_only"):
+            self._verify_integrity("after the last check")
+        self.channel.send("done", exitstatus=int(exitstatus))
+
+    def _verify_integrity(self, when: str) -> None:
+        if self.integrity is None:
+            return
+        replaced = self.integrity.changed()
+        if replaced:
+            self.channel.send("tampering", replaced=replaced, when=when)
+            os._exit(0)
+
+    def _crash(self, reason: str) -> None:
+        self.channel.send("crash", reason=reason)
+        os._exit(0)
+
+
+def _judge(excinfo, when: str) -> dict:
+    exc = excinfo.value
+    if isinstance(exc, checks.CheckFailure):
+        return {"status": "failed", "message": str(exc)[:MAX_MESSAGE]}
+    if isinstance(exc, (AssertionError, pytest.fail.Exception)):
+        text = "\n".join(str(exc).strip().splitlines()[:15])
+        return {"status": "failed", "message": ("Check failed: " + text)[:MAX_MESSAGE]}
+    doing = "while the check ran" if when == "call" else "while the check was prepared"
+    return {"status": "error", "message": describe_exception(exc, doing)[:MAX_MESSAGE]}
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0].strip()
+
+
+def _register_source(filename: str, source: str) -> None:
+    """Let tracebacks show the student's lines (chunks of one cell are merged)."""
+    new = source.splitlines(keepends=True)
+    old = linecache.cache.get(filename, (0, None, [], filename))[2]
+    merged = [n if n.strip() else (old[i] if i < len(old) else n) for i, n in enumerate(new)]
+    merged += old[len(new):]
+    linecache.cache[filename] = (sum(map(len, merged)), None, merged, filename)

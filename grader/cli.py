@@ -1,0 +1,116 @@
+"""The command line: the only place that prints, colours and picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .assignment import load_assignment
+from .errors import ConfigError, GraderCrash, GraderError, UnusableSubmission
+from .results import unusable_input
+
+EXIT_FULL, EXIT_NOT_FULL, EXIT_UNUSABLE, EXIT_GRADER = 0, 1, 2, 3
+
+
+def _error(message: str, tip: str = "") -> None:
+    print(f"ERROR {message}", file=sys.stderr)
+    if tip:
+        print(f"TIP   {tip}", file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    from .pipeline import Grader
+    from .report import render_text
+
+    assignment = load_assignment(args.rubrics)
+    if args.exercise and args.exercise not in assignment.exercises:
+        from .errors import did_you_mean
+
+        raise ConfigError(f"no exercise '{args.exercise}' in {assignment.name}"
+                          f"{did_you_mean(args.exercise, assignment.exercises)}",
+                          f"the exercises are: {', '.join(assignment.exercises)}")
+    jobs = args.jobs or min(os.cpu_count() or 1, 2)
+    try:
+        with Grader(assignment, jobs=jobs) as grader:
+            result = grader.grade(args.notebook, only=args.exercise)
+    except UnusableSubmission as e:
+        if args.format == "json":
+            print(json.dumps(unusable_input(str(args.notebook), e.problem)))
+        else:
+            _error(str(e), e.tip)
+        return EXIT_UNUSABLE
+    if args.format == "json":
+        print(result.to_json())
+    else:
+        print(render_text(result, color=sys.stdout.isatty()))
+    return EXIT_FULL if result.full_marks else EXIT_NOT_FULL
+
+
+def cmd_list(args) -> int:
+    from .pipeline import Grader
+
+    assignment = load_assignment(args.rubrics)
+    with Grader(assignment, jobs=1) as grader:
+        catalog = grader.catalog()
+    print(f"{assignment.name}: {assignment.title}")
+    for ex_id, exercise in assignment.exercises.items():
+        checks = catalog[ex_id]
+        points = sum(exercise.check_spec(c["id"]).points for c in checks)
+        gpu = [c["id"] for c in checks if c["needs_cuda"]]
+        print(f"\n{ex_id}  ({points:g} points, {len(checks)} checks, time limit {exercise.timeout_s:g} s)")
+        print(f"  {exercise.title}")
+        if gpu:
+            print(f"  needs a GPU: {len(gpu)} check(s): {', '.join(gpu)}")
+        else:
+            print("  needs a GPU: no")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch exercise notebooks.")
+    parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_: str):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--rubrics", type=Path, default=None,
+                       help="a course's rubrics folder (default: the bundled pytorch_intro assignment)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("check", cmd_check, "grade one notebook and show the score with a hint for every failed check")
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--exercise", help="grade only this exercise")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: up to 2)")
+
+    add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UnusableSubmission as e:
+        _error(str(e), e.tip)
+        return EXIT_UNUSABLE
+    except ConfigError as e:
+        _error(str(e), e.tip)
+        return EXIT_GRADER
+    except GraderCrash as e:
+        _error(f"the grader itself failed: {e}", e.tip)
+        return EXIT_GRADER
+    except GraderError as e:
+        _error(str(e), e.tip)
+        return EXIT_GRADER
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # `grader check nb | head`
+        sys.stderr.close()
+        return EXIT_NOT_FULL

@@ -1,0 +1,120 @@
+"""Warm workers seen from the grader: start them, hand each a job, replace one that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import selectors
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .errors import GraderCrash
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+START_TIMEOUT_S = 120
+# A job may take its own timeout plus this before we call the worker itself hung.
+WORKER_SLACK_S = 30
+
+
+class Worker:
+    def __init__(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+        debug = os.environ.get("TORCHGRADE_DEBUG")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL,
+            env=env, text=True, bufsize=1,
+        )
+        self.ready = False
+
+    def _read_line(self, timeout: float) -> str:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                raise TimeoutError
+        return self.proc.stdout.readline()
+
+    def wait_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            line = self._read_line(START_TIMEOUT_S)
+        except TimeoutError:
+            line = ""
+        if not line:
+            self.kill()
+            raise GraderCrash(
+                "a grading worker failed to start (python -m grader.worker)",
+                "run `TORCHGRADE_DEBUG=1 grader check ...` to see its error output",
+            )
+        self.ready = True
+
+    def run(self, job: dict) -> dict:
+        self.wait_ready()
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        line = self._read_line(float(job.get("timeout_s", 60)) + WORKER_SLACK_S)
+        if not line:
+            raise BrokenPipeError("worker exited")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class WorkerPool:
+    """`size` warm workers; `run` blocks until one is free. Thread-safe."""
+
+    def __init__(self, size: int = 1):
+        self.size = max(1, size)
+        self._idle: queue.Queue[Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._workers: list[Worker] = []
+        for _ in range(self.size):
+            self._add()
+
+    def _add(self) -> None:
+        w = Worker()
+        with self._lock:
+            self._workers.append(w)
+        self._idle.put(w)
+
+    def run(self, job: dict) -> dict:
+        worker = self._idle.get()
+        try:
+            answer = worker.run(job)
+        except (BrokenPipeError, TimeoutError, OSError, ValueError) as e:
+            worker.kill()
+            with self._lock:
+                self._workers.remove(worker)
+            self._add()
+            return {"worker_error": f"the grading worker died while running this job ({type(e).__name__})"}
+        except GraderCrash:
+            with self._lock:
+                self._workers.remove(worker)
+            self._add()
+            raise
+        self._idle.put(worker)
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self._workers:
+                try:
+                    w.proc.stdin.close()
+                except OSError:
+                    pass
+                w.kill()
+            self._workers.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

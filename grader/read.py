@@ -1,0 +1,78 @@
+"""Stage 1, read: bytes on disk → a validated nbformat-4 notebook, or one clear reason why not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .errors import UnusableSubmission
+
+MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Submission:
+    path: Path
+    sha256: str
+    notebook: nbformat.NotebookNode
+    notes: tuple[str, ...] = ()
+
+
+def read_submission(path: Path | str) -> Submission:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UnusableSubmission(path, "is a folder, not a notebook file") from None
+    except FileNotFoundError:
+        raise UnusableSubmission(path, "no such file") from None
+    except OSError as e:
+        raise UnusableSubmission(path, f"cannot be read ({e.strerror})") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    notebook, notes = parse_notebook(path, data)
+    return Submission(path, sha256, notebook, notes)
+
+
+def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tuple[str, ...]]:
+    tip = "submit the .ipynb file that Jupyter saved (File → Save), not an export or a copy"
+    if not data.strip():
+        raise UnusableSubmission(path, "the file is empty", tip)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise UnusableSubmission(path, f"the file is {len(data) >> 20} MB; notebooks over 50 MB are not graded",
+                                 "clear the cell outputs (Edit → Clear All Outputs) and save again")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnusableSubmission(path, f"not UTF-8 text (bad byte at offset {e.start})", tip) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UnusableSubmission(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", tip) from None
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise UnusableSubmission(path, "JSON, but not a Jupyter notebook (no 'cells')", tip)
+    notes = []
+    try:
+        major = int(raw.get("nbformat", 0))
+        if major < 4:
+            notes.append(f"notebook format {major} upgraded to 4")
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as e:  # nbformat raises many types for malformed input
+        raise UnusableSubmission(path, f"not a readable Jupyter notebook ({_first_line(e)})", tip) from None
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as e:
+        # Jupyter itself opens mildly invalid notebooks; grade what the cells say, and say so.
+        notes.append(f"notebook does not fully validate against nbformat 4: {_first_line(e)}")
+    for cell in nb.cells:
+        if not isinstance(cell.get("source"), str):
+            raise UnusableSubmission(path, "a cell's source is not text", tip)
+    return nb, tuple(notes)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]

@@ -1,0 +1,72 @@
+"""Stage 5, report: a SubmissionResult as the text a student reads at midnight."""
+
+from __future__ import annotations
+
+import textwrap
+
+from .results import GRADED, PASSED, SKIPPED, SubmissionResult
+
+MARKS = {PASSED: "✓", SKIPPED: "-", "failed": "✗", "error": "✗"}
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def render_text(result: SubmissionResult, color: bool = False) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    green, red, dim, bold = "32", "31", "2", "1"
+    lines = [
+        paint(f"{result.submission}", bold) + f"  ({result.assignment})",
+        f"Score: {paint(_points(result.score) + ' / ' + _points(result.max_score), bold)}"
+        f"   torch {result.torch_version}, devices {', '.join(result.devices)}, "
+        f"{result.torch_threads} torch thread(s), {result.duration_s:.1f} s",
+    ]
+    for note in result.notes:
+        lines.append(paint(f"note: {note}", dim))
+    lines.append("")
+    width = max((len(e.id) for e in result.exercises), default=10)
+    for ex in result.exercises:
+        full = ex.status == GRADED and not ex.failed_checks
+        mark = paint("✓", green) if full else paint("✗", red)
+        status = "" if ex.status == GRADED else f"  [{ex.status}]"
+        lines.append(f"{mark} {ex.id:<{width}}  {_points(ex.score):>4} / {_points(ex.max_score):<4}{status}")
+        if ex.error:
+            lines.extend(_indent(ex.error, 4))
+        for note in ex.notes:
+            lines.append(paint(_indent(f"note: {note}", 4)[0], dim))
+        hints_shown = set()
+        skipped: dict[str, int] = {}
+        for check in ex.checks:
+            if check.status == PASSED:
+                continue
+            if check.status == SKIPPED:
+                skipped[check.message] = skipped.get(check.message, 0) + 1
+                continue
+            if ex.status != GRADED and check.message.startswith("not run"):
+                continue
+            lines.append(f"    {paint('✗', red)} {check.id}  (0 / {_points(check.max_score)})")
+            message, _, hint = check.message.partition("\nHint: ")
+            lines.extend(_indent(message, 8))
+            if hint and hint not in hints_shown:
+                hints_shown.add(hint)
+                lines.extend(_indent("Hint: " + hint, 8))
+        for reason, count in skipped.items():
+            lines.append(paint(f"    - {count} check(s) skipped: {reason}", dim))
+        not_run = [c for c in ex.checks if ex.status != GRADED and c.message.startswith("not run")]
+        if not_run:
+            lines.append(paint(f"    {len(not_run)} check(s) not run", dim))
+    passed = sum(c.status == PASSED for e in result.exercises for c in e.checks)
+    total = sum(c.status != SKIPPED for e in result.exercises for c in e.checks)
+    lines += ["", f"{passed} of {total} checks passed."]
+    return "\n".join(lines)
+
+
+def _indent(text: str, n: int) -> list[str]:
+    out = []
+    for line in text.splitlines() or [""]:
+        out.extend(textwrap.wrap(line, 110, initial_indent=" " * n, subsequent_indent=" " * (n + 2),
+                                 drop_whitespace=False, replace_whitespace=False) or [" " * n])
+    return out

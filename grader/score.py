@@ -1,0 +1,118 @@
+"""Stage 4, score: what a run reported + the YAML's points and hints → an ExerciseResult."""
+
+from __future__ import annotations
+
+from .assignment import Exercise
+from .errors import ConfigError, did_you_mean
+from .extract import MISSING_MESSAGE, ExerciseSource
+from .results import CRASHED, ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT, CheckResult, ExerciseResult
+
+STOPPED = "the grader stopped this exercise because {reason}"
+TAMPERING = "tampering detected: {what} {when}; the exercise scores 0"
+NOT_RUN = "not run: {why}"
+
+
+def validate_catalog(exercise: Exercise, collected: list[dict]) -> None:
+    """Every check in the rubric has points in the YAML, and every YAML check exists."""
+    names = {c["id"].split("[", 1)[0] for c in collected}
+    for name in sorted(names - set(exercise.checks)):
+        raise ConfigError(
+            f"{exercise.rubric}: the check `{name}` has no points in the assignment YAML "
+            f"(exercises.{exercise.id}.checks){did_you_mean(name, exercise.checks)}"
+        )
+    for name in sorted(set(exercise.checks) - names):
+        raise ConfigError(
+            f"the assignment YAML lists exercises.{exercise.id}.checks.{name}, "
+            f"but {exercise.rubric.name} has no such check{did_you_mean(name, names)}"
+        )
+
+
+def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | None,
+                   catalog: list[dict], cuda: bool) -> ExerciseResult:
+    notes = list(source.notes)
+    if source.missing:
+        return _unscored(exercise, catalog, cuda, MISSING, MISSING_MESSAGE.format(id=exercise.id), notes)
+    if source.syntax_error:
+        return _unscored(exercise, catalog, cuda, ERROR, f"your code does not compile: {source.syntax_error}", notes)
+    if outcome.get("worker_error"):
+        return _unscored(exercise, catalog, cuda, CRASHED, STOPPED.format(reason=outcome["worker_error"]), notes)
+    notes += outcome["notes"]
+    if outcome.get("output_dropped"):
+        notes.append(f"your code printed too much: {outcome['output_dropped']:,} bytes of output past the first "
+                     f"{len(outcome['output'].encode()):,} were dropped")
+    status, error = _verdict(outcome)
+    reported = {c["id"]: c for c in outcome["checks"]}
+    if status != GRADED:
+        return _unscored(exercise, catalog, cuda, status, error, notes, reported)
+    checks = []
+    for entry in outcome["collected"] or catalog:
+        spec = exercise.check_spec(entry["id"])
+        r = reported.get(entry["id"])
+        if r is None:
+            checks.append(_check(entry, ERROR, 0.0, spec.points, NOT_RUN.format(why="the checks ended early")))
+            continue
+        message = r["message"]
+        if r["status"] in (FAILED, ERROR) and spec.hint:
+            message = f"{message}\nHint: {spec.hint}"
+        if r["status"] == SKIPPED:
+            checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r["duration_s"]))
+        else:
+            points = spec.points if r["status"] == PASSED else 0.0
+            checks.append(_check(entry, r["status"], points, spec.points, message, r["duration_s"]))
+    return _exercise(exercise, GRADED, None, checks, notes)
+
+
+def _verdict(outcome: dict) -> tuple[str, str | None]:
+    if outcome.get("forged_lines"):
+        return ERROR, TAMPERING.format(what="something other than the grader wrote to its result channel", when="")
+    if outcome.get("tampering"):
+        t = outcome["tampering"]
+        what = ", ".join(f"`{name}`" for name in t["replaced"][:5]) or "the grader's results"
+        what = f"{what} {'was' if len(t['replaced']) == 1 else 'were'} replaced" if t["replaced"] else what
+        return ERROR, TAMPERING.format(what=what, when=t["when"])
+    if outcome["ended"] == "timeout":
+        return TIMEOUT, STOPPED.format(reason=outcome["reason"])
+    if outcome["ended"] == "crashed":
+        return CRASHED, STOPPED.format(reason=outcome["reason"])
+    if outcome.get("crash"):
+        return CRASHED, STOPPED.format(reason=outcome["crash"])
+    if outcome.get("load_error"):
+        return ERROR, outcome["load_error"]
+    return GRADED, None
+
+
+def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> ExerciseResult:
+    reported = reported or {}
+    checks = []
+    for entry in catalog:
+        spec = exercise.check_spec(entry["id"])
+        if entry.get("needs_cuda") and not cuda:
+            checks.append(_check(entry, SKIPPED, 0.0, 0.0, "needs a CUDA GPU, and none is present here"))
+            continue
+        r = reported.get(entry["id"])
+        if r is not None and r["status"] != PASSED:
+            checks.append(_check(entry, r["status"] if r["status"] != SKIPPED else ERROR, 0.0, spec.points, r["message"]))
+        else:
+            checks.append(_check(entry, ERROR if status != MISSING else FAILED, 0.0, spec.points,
+                                 NOT_RUN.format(why=error.split("\n", 1)[0]) if status != MISSING else error))
+    return _exercise(exercise, status, error, checks, notes)
+
+
+def _check(entry, status, score, max_score, message, duration=0.0) -> CheckResult:
+    return CheckResult(entry["id"], entry.get("name", entry["id"]), status, float(score), float(max_score),
+                       message, round(float(duration), 4))
+
+
+def _exercise(exercise, status, error, checks, notes) -> ExerciseResult:
+    return ExerciseResult(
+        id=exercise.id,
+        score=sum(c.score for c in checks),
+        max_score=sum(c.max_score for c in checks),
+        status=status,
+        error=error,
+        checks=tuple(checks),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+__all__ = ["score_exercise", "validate_catalog", "TIMEOUT", "CRASHED"]

@@ -1,0 +1,319 @@
+"""Stage 3, run: a warm worker that forks one sandboxed child per exercise and watches it.
+
+The worker imports torch, pytest and the rubric helpers once (SPEC "Scale"), warms them up
+with one intra-op thread (a fork after multi-threaded OpenMP work can deadlock), never
+touches CUDA, and then serves jobs read as JSON lines on stdin. It runs no student code
+itself: each job's child does, and the worker kills the child and all it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+# Must precede the torch import: is_available() then asks NVML, not the CUDA driver.
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+OUTPUT_CAP = 64 * 1024
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KILL_GRACE_S = 0.5
+
+
+def warm_up() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+
+    from . import _plugin, checks, integrity  # noqa: F401
+
+    # The first optimizer step imports torch._dynamo (about 1 s): pay it here, once.
+    model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(torch.randn(4, 1)).pow(2).sum()
+    loss.backward()
+    opt.step()
+    torch.autograd.gradcheck(lambda x: (x * x).sum(), torch.randn(3, dtype=torch.float64, requires_grad=True))
+
+
+# -- the child: one run of student code -------------------------------------------------------
+
+
+def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: str) -> None:
+    from . import _plugin, sandbox
+
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, 65536)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    channel = _plugin.Channel(result_fd, token)
+    notes = [] if job.get("collect_only") else sandbox.enter_namespaces()
+    threads = int(job.get("threads", 1))
+    os.environ.clear()
+    os.environ.update(sandbox.scrubbed_environment(workdir, threads))
+    # Third-party pytest plugins have no business in a grading run.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.chdir(workdir)
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def close_sandbox() -> list[str]:
+        # Runs once the rubric is collected: from here on, only student-visible state.
+        out = list(notes)
+        ids = sandbox.run_ids()
+        if ids is not None and not notes:
+            sandbox.fresh_scratch(workdir, ids)
+            os.chdir(workdir)
+            sandbox.bridge_to([*sys.path, sys.prefix, sys.base_prefix, PACKAGE_PARENT])
+        out += sandbox.hide_folders(job.get("private_dirs", ()))
+        sandbox.set_limits(int(job.get("memory_mb", 4096)), float(job.get("cpu_s", 120)))
+        sandbox.drop_privileges(ids)
+        return out
+
+    import pytest
+
+    plugin = _plugin.RubricPlugin(job, channel, close_sandbox)
+    rubrics = job["rubrics"] if job.get("collect_only") else [job["rubric"]]
+    args = [
+        *rubrics, "-q", "-s", "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+        "--noconftest", "--rootdir", workdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
+        "-W", "ignore",
+    ]
+    if job.get("collect_only"):
+        args.append("--collect-only")
+    try:
+        pytest.main(args, plugins=[plugin])
+    except BaseException as e:  # noqa: BLE001
+        channel.send("crash", reason=f"{type(e).__name__} escaped the checks: {e}"[:500])
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+# -- the worker: supervise a child ------------------------------------------------------------
+
+
+def run_job(job: dict) -> dict:
+    from . import sandbox
+
+    started = time.monotonic()
+    timeout = float(job.get("timeout_s", 60))
+    workdir = tempfile.mkdtemp(prefix="torchgrade-run-")
+    token = secrets.token_hex(16)
+    result_r, result_w = os.pipe()
+    output_r, output_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(result_r)
+            os.close(output_r)
+            _child_main(job, result_w, output_w, workdir, token)
+        finally:
+            os._exit(0)
+    os.close(result_w)
+    os.close(output_w)
+    try:
+        watch = _watch(pid, result_r, output_r, started + timeout)
+    finally:
+        _kill_descendants(pid)
+        os.close(result_r)
+        os.close(output_r)
+        shutil.rmtree(workdir, ignore_errors=True)
+    outcome = _interpret(watch, token, timeout)
+    outcome["duration_s"] = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def _watch(pid: int, result_r: int, output_r: int, deadline: float) -> dict:
+    """Read both pipes until the child is gone, or kill it at the deadline."""
+    sel = selectors.DefaultSelector()
+    pidfd = os.pidfd_open(pid)
+    for fd in (result_r, output_r, pidfd):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    results, output, dropped = bytearray(), bytearray(), 0
+    status, timed_out, exited_at = None, False, None
+    open_pipes = {result_r, output_r}
+    try:
+        while True:
+            now = time.monotonic()
+            if status is None and now >= deadline:
+                os.killpg(pid, signal.SIGKILL)
+                timed_out = True
+            if status is not None and (not open_pipes or now - exited_at > KILL_GRACE_S):
+                break  # pipes may be held open by something the child left behind
+            wait = max(0.0, min(deadline - now, 0.5)) if status is None else KILL_GRACE_S
+            for key, _ in sel.select(wait):
+                fd = key.fd
+                if fd == pidfd:
+                    _, status = os.waitpid(pid, 0)
+                    exited_at = time.monotonic()
+                    sel.unregister(pidfd)
+                    continue
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    open_pipes.discard(fd)
+                elif fd == result_r:
+                    if len(results) < 16 << 20:
+                        results += chunk
+                else:
+                    room = OUTPUT_CAP - len(output)
+                    output += chunk[:room]
+                    dropped += max(0, len(chunk) - room)
+    finally:
+        sel.close()
+        os.close(pidfd)
+    return {"status": status, "timed_out": timed_out, "results": bytes(results),
+            "output": output.decode("utf-8", "replace"), "dropped": dropped}
+
+
+def _kill_descendants(pid: int) -> None:
+    """Kill the child's group and every orphan it left (they were re-parented to us)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    me = os.getpid()
+    for _ in range(50):
+        orphans = _children_of(me)
+        if not orphans:
+            break
+        for child in orphans:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap()
+        time.sleep(0.01)
+    _reap()
+
+
+def _children_of(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[1]) == parent and fields[0] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _interpret(watch: dict, token: str, timeout: float) -> dict:
+    """Turn what came over the private pipe, and how the child ended, into an outcome."""
+    out = {"collected": None, "checks": [], "notes": [], "load_error": None, "crash": None,
+           "tampering": None, "done": False, "forged_lines": 0}
+    seen = set()
+    for line in watch["results"].splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            out["forged_lines"] += 1
+            continue
+        if not isinstance(msg, dict) or not secrets.compare_digest(str(msg.get("token", "")), token):
+            out["forged_lines"] += 1
+            continue
+        kind = msg.get("kind")
+        if kind == "check":
+            if msg["id"] in seen:
+                out["tampering"] = out["tampering"] or {"replaced": [], "when": f"the result of `{msg['id']}` was sent twice"}
+                continue
+            seen.add(msg["id"])
+            out["checks"].append({k: msg[k] for k in ("id", "status", "message", "duration_s")})
+        elif kind == "collected":
+            out["collected"] = msg["checks"]
+            out["cuda"] = bool(msg.get("cuda"))
+        elif kind == "notes":
+            out["notes"] += [str(n) for n in msg["notes"]]
+        elif kind in ("load_error", "crash", "tampering"):
+            key = {"load_error": "load_error", "crash": "crash", "tampering": "tampering"}[kind]
+            out[key] = out[key] or ({"replaced": msg["replaced"], "when": msg["when"]} if kind == "tampering"
+                                    else msg.get("message") or msg.get("reason"))
+        elif kind == "done":
+            out["done"] = True
+    out["output"] = watch["output"]
+    out["output_dropped"] = watch["dropped"]
+    status = watch["status"]
+    if watch["timed_out"]:
+        out["ended"] = "timeout"
+        out["reason"] = f"it was still running after {timeout:g} s (the exercise's time limit)"
+    elif status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+        out["ended"] = "timeout"
+        out["reason"] = "it used up its CPU-time limit"
+    elif out["crash"] or out["load_error"] or out["tampering"] or out["done"]:
+        out["ended"] = "reported"
+    else:
+        out["ended"] = "crashed"
+        out["reason"] = _describe_exit(status)
+    return out
+
+
+def _describe_exit(status: int | None) -> str:
+    if status is None:
+        return "the process vanished"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name
+        if sig == signal.SIGKILL:
+            return f"it was killed ({name}), most likely for going over the memory limit"
+        if sig == signal.SIGSEGV:
+            return f"it crashed with a segmentation fault ({name})"
+        return f"it was ended by the signal {name}"
+    return f"the process exited (exit code {os.WEXITSTATUS(status)}) before the checks finished, e.g. by os._exit()"
+
+
+def serve() -> None:
+    """Read jobs as JSON lines on stdin, answer each with one JSON line on stdout."""
+    from . import sandbox
+
+    channel_out = os.fdopen(os.dup(1), "w", buffering=1)
+    # Nothing else may write to our stdout: it is the grader's channel.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sandbox.die_with_parent()
+    warm_up()
+    sandbox.set_subreaper()
+    channel_out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            answer = run_job(job)
+        except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
+            answer = {"worker_error": f"{type(e).__name__}: {e}"}
+        channel_out.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    serve()
