@@ -1,0 +1,47 @@
+"""Shared fixtures: real notebooks written with nbformat, and one warm Grader per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import Grader, load_assignment
+
+REPO = Path(__file__).resolve().parent.parent
+VARIANTS = Path(__file__).resolve().parent / "variants"
+
+
+def write_notebook(path: Path, cells: list[str], *, markdown: tuple[int, ...] = (), tags: dict[int, list[str]] | None = None,
+                   version: int = 4) -> Path:
+    """A real notebook: each string a code cell (or markdown, by index); `tags` by cell index."""
+    nb = nbformat.v4.new_notebook()
+    for i, source in enumerate(cells):
+        cell = nbformat.v4.new_markdown_cell(source) if i in markdown else nbformat.v4.new_code_cell(source)
+        if tags and i in tags:
+            cell.metadata["tags"] = tags[i]
+        nb.cells.append(cell)
+    if version != 4:
+        nb = nbformat.convert(nb, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path), version=version)
+    return path
+
+
+def exercise_notebook(path: Path, exercises: dict[str, str], preamble: str = "import torch") -> Path:
+    """A notebook with a preamble cell and one marked cell per exercise."""
+    cells = [preamble] + [f"# exercise: {ex_id}\n{code}" for ex_id, code in exercises.items()]
+    return write_notebook(path, cells)
+
+
+@pytest.fixture(scope="session")
+def assignment():
+    return load_assignment()
+
+
+@pytest.fixture(scope="session")
+def grader(assignment):
+    """Warm workers shared by the whole test session (torch imported once per worker)."""
+    with Grader(assignment, jobs=2) as g:
+        yield g
