@@ -11,6 +11,10 @@ from grader import Grader, load_assignment
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = Path(__file__).resolve().parent / "variants"
+MINI_RUBRICS = Path(__file__).resolve().parent / "data" / "mini" / "rubrics"
+
+DOUBLE_OK = "def double(x):\n    return 2 * x"
+SQUARE_OK = "def square(x):\n    return x ** 2"
 
 
 def write_notebook(path: Path, cells: list[str], *, markdown: tuple[int, ...] = (), tags: dict[int, list[str]] | None = None,
@@ -44,4 +48,16 @@ def assignment():
 def grader(assignment):
     """Warm workers shared by the whole test session (torch imported once per worker)."""
     with Grader(assignment, jobs=2) as g:
+        yield g
+
+
+@pytest.fixture(scope="session")
+def mini_assignment():
+    """Two tiny exercises (`double`, `square`) with 6 s time limits: for the spine's own tests."""
+    return load_assignment(MINI_RUBRICS)
+
+
+@pytest.fixture(scope="session")
+def mini_grader(mini_assignment):
+    with Grader(mini_assignment, jobs=2) as g:
         yield g
