@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__
 from .assignment import load_assignment
 from .errors import ConfigError, GraderCrash, GraderError, UnusableSubmission
+from .read import read_submission
 from .results import unusable_input
 
 EXIT_FULL, EXIT_NOT_FULL, EXIT_UNUSABLE, EXIT_GRADER = 0, 1, 2, 3
@@ -35,6 +36,7 @@ def cmd_check(args) -> int:
                           f"the exercises are: {', '.join(assignment.exercises)}")
     jobs = args.jobs or min(os.cpu_count() or 1, 2)
     try:
+        read_submission(args.notebook)  # an unusable file is answered before any worker starts
         with Grader(assignment, jobs=jobs) as grader:
             result = grader.grade(args.notebook, only=args.exercise)
     except UnusableSubmission as e:
@@ -70,6 +72,24 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_assign(args) -> int:
+    from .assign import assign
+
+    assignment = load_assignment(args.rubrics)
+    source, target = assignment.solution_notebook, assignment.exercise_notebook
+    if not source.is_file():
+        raise ConfigError(f"{source}: no solution notebook", "solutions/<assignment>.ipynb holds the solution regions")
+    if args.check:
+        if assign(source, target, check_only=True):
+            print(f"{target} is up to date with {source}")
+            return 0
+        _error(f"{target} differs from what `grader assign` writes from {source}", "run `grader assign` and commit")
+        return 1
+    unchanged = assign(source, target)
+    print(f"{'unchanged' if unchanged else 'wrote'} {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch exercise notebooks.")
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
@@ -87,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exercise", help="grade only this exercise")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: up to 2)")
+
+    p = add("assign", cmd_assign, "write exercises/ from solutions/ by replacing solution regions with stubs")
+    p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
 
     add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
     return parser

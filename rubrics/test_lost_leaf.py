@@ -22,12 +22,6 @@ def make(student, device, dtype):
     return out
 
 
-def test_defined(student):
-    """make_leaves is defined and callable"""
-    if not callable(need(student, "make_leaves")):
-        fail("`make_leaves` is not a function", found=describe(student.make_leaves))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
 def test_shape_device_dtype(student, device, dtype):
