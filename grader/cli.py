@@ -72,6 +72,39 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from .batch import Outputs, discover, grade_batch, local_executor
+    from .pipeline import Grader
+
+    assignment = load_assignment(args.rubrics)
+    entries = discover(args.submissions)
+    if not entries:
+        raise ConfigError(f"{args.submissions}: no submissions found",
+                          "expected <student>.ipynb files or one folder per student holding one notebook")
+    outputs = Outputs(args.out, assignment)
+    # Student code must not read the class's other notebooks or the grades.
+    hidden = (args.submissions.resolve(), args.out.resolve())
+    jobs = args.jobs or os.cpu_count() or 1
+    try:
+        if args.executor == "dask":
+            from .distributed import dask_executor
+
+            executor, closer = dask_executor(assignment, jobs, args.scheduler, hidden)
+        else:
+            grader = Grader(assignment, jobs=jobs, hidden=hidden)
+            executor, closer = local_executor(grader), grader.close
+        try:
+            summary = grade_batch(entries, outputs, executor, force=args.force)
+        finally:
+            closer()
+    finally:
+        outputs.close()
+    print(f"{summary.found} submissions: {summary.graded} graded, {summary.skipped} unchanged (not graded again), "
+          f"{summary.unusable} unusable; {summary.duration_s:.1f} s. Results in {args.out}/ "
+          f"(grades.csv, gradebook.sqlite, results/, gradescope/, feedback/, summary.html)")
+    return 0
+
+
 def cmd_assign(args) -> int:
     from .assign import assign
 
@@ -107,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exercise", help="grade only this exercise")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: up to 2)")
+
+    p = add("grade", cmd_grade, "grade every notebook under a folder (one per student) and write the class's results")
+    p.add_argument("submissions", type=Path, help="<student>.ipynb files, or one folder per student")
+    p.add_argument("--out", type=Path, required=True, help="where results, gradebook and reports go")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the number of cores)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", default=None, help="with --executor dask: tcp://HOST:PORT of a running cluster")
+    p.add_argument("--force", action="store_true", help="grade again even if nothing changed")
 
     p = add("assign", cmd_assign, "write exercises/ from solutions/ by replacing solution regions with stubs")
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")

@@ -1,0 +1,217 @@
+"""What a batch leaves for TAs and students: Gradescope JSON, feedback pages, grades.csv, a class summary.
+
+Every file is written atomically (a temporary file, then rename): a killed grader leaves
+either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import statistics
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+
+from .extract import exercise_id_of
+from .results import GRADED, PASSED, SKIPPED, SubmissionResult
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- Gradescope ---------------------------------------------------------------------------------
+
+
+def gradescope_json(result: SubmissionResult) -> str:
+    """Gradescope's autograder results schema: a score and one entry per check."""
+    tests = []
+    for ex in result.exercises:
+        if ex.status != GRADED:
+            tests.append({"name": f"{ex.id}: {ex.status}", "score": 0.0, "max_score": ex.max_score,
+                          "output": ex.error or "", "visibility": "visible", "status": "failed"})
+            continue
+        for c in ex.checks:
+            if c.status == SKIPPED:
+                continue
+            tests.append({"name": f"{ex.id}: {c.name} [{c.id}]", "score": c.score, "max_score": c.max_score,
+                          "output": c.message, "visibility": "visible",
+                          "status": "passed" if c.status == PASSED else "failed"})
+    return json.dumps({
+        "score": result.score,
+        "execution_time": result.duration_s,
+        "output": f"torchgrade {result.grader_version}, torch {result.torch_version}, devices {', '.join(result.devices)}",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }, indent=1)
+
+
+def gradescope_unusable(error: str) -> str:
+    return json.dumps({"score": 0.0, "output": f"Your notebook could not be graded: {error}", "tests": []}, indent=1)
+
+
+# -- feedback page ------------------------------------------------------------------------------
+
+
+def feedback_markdown(ex) -> str:
+    lines = [f"#### Feedback: `{ex.id}` — {ex.score:g} / {ex.max_score:g} points\n"]
+    if ex.error:
+        lines.append(f"*{ex.status}*: {_md_escape(ex.error)}\n")
+    for c in ex.checks:
+        if c.status == PASSED:
+            lines.append(f"- ✓ {_md_escape(c.name)}")
+        elif c.status == SKIPPED:
+            lines.append(f"- – {_md_escape(c.name)} (skipped: {_md_escape(c.message)})")
+        else:
+            lines.append(f"- ✗ **{_md_escape(c.name)}** (`{c.id}`, 0 / {c.max_score:g})\n\n"
+                         + "\n".join(f"      {line}" for line in c.message.splitlines()))
+    for note in ex.notes:
+        lines.append(f"- note: {_md_escape(note)}")
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return html.escape(text).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
+class FeedbackRenderer:
+    """The student's own notebook, outputs removed, feedback after each exercise's last cell."""
+
+    def __init__(self):
+        from nbconvert import HTMLExporter
+
+        self.exporter = HTMLExporter()
+
+    def render(self, notebook: nbformat.NotebookNode, result: SubmissionResult) -> str:
+        nb = nbformat.v4.new_notebook(metadata={"language_info": {"name": "python"}})
+        last_cell_of: dict[str, int] = {}
+        cells = []
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell = nbformat.v4.new_code_cell(cell.source)
+                ex_id = exercise_id_of(cell)
+                if ex_id:
+                    last_cell_of[ex_id] = len(cells)
+            else:
+                # Student text may carry HTML or script: escaped, so it shows as text and never runs.
+                # Code is safe (highlighted and escaped by nbconvert); outputs are dropped.
+                cell = nbformat.v4.new_markdown_cell(html.escape(cell.source))
+            cells.append(cell)
+        after: dict[int, list[str]] = {}
+        missing = []
+        for ex in result.exercises:
+            if ex.id in last_cell_of:
+                after.setdefault(last_cell_of[ex.id], []).append(feedback_markdown(ex))
+            else:
+                missing.append(feedback_markdown(ex))
+        header = (f"# Feedback: {html.escape(Path(result.submission).name)}\n\n"
+                  f"**Score: {result.score:g} / {result.max_score:g}** — graded by torchgrade {result.grader_version} "
+                  f"(torch {result.torch_version}, devices {', '.join(result.devices)}).")
+        nb.cells.append(nbformat.v4.new_markdown_cell(header))
+        for i, cell in enumerate(cells):
+            nb.cells.append(cell)
+            for text in after.get(i, []):
+                nb.cells.append(nbformat.v4.new_markdown_cell(text))
+        for text in missing:
+            nb.cells.append(nbformat.v4.new_markdown_cell(text))
+        body, _ = self.exporter.from_notebook_node(nb)
+        return body
+
+
+# -- class-level files --------------------------------------------------------------------------
+
+
+def grades_csv(rows, exercise_ids: list[str]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["student", *exercise_ids, "total", "max_total", "status", "submission"])
+    for row in rows:
+        by_id = {e["id"]: e for e in row.result.get("exercises", [])}
+        w.writerow([row.student, *(f"{by_id[x]['score']:g}" if x in by_id else "" for x in exercise_ids),
+                    f"{row.score:g}", f"{row.max_score:g}", row.status, row.submission])
+    return out.getvalue()
+
+
+def _histogram_svg(values: list[float], maximum: float, bins: int = 10) -> str:
+    maximum = maximum or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int(v / maximum * bins))] += 1
+    top = max(counts) or 1
+    w, h = 24, 80
+    bars = "".join(
+        f"<rect x='{i * w + 2}' y='{h - c / top * h:.1f}' width='{w - 4}' height='{c / top * h:.1f}' fill='#4a7ebb'>"
+        f"<title>{i * maximum / bins:g}–{(i + 1) * maximum / bins:g}: {c}</title></rect>"
+        for i, c in enumerate(counts)
+    )
+    return (f"<svg width='{bins * w}' height='{h + 14}' role='img'>{bars}"
+            f"<text x='0' y='{h + 12}' font-size='10'>0</text>"
+            f"<text x='{bins * w - 20}' y='{h + 12}' font-size='10'>{maximum:g}</text></svg>")
+
+
+def summary_html(rows, assignment_name: str, exercise_ids: list[str]) -> str:
+    e = html.escape
+    graded = [r for r in rows if r.status == "graded"]
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{e(assignment_name)}: class summary</title>",
+             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}"
+             "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>",
+             f"<h1>{e(assignment_name)}: class summary</h1>",
+             f"<p>{len(rows)} submissions, {len(graded)} graded, {len(rows) - len(graded)} unusable.</p>"]
+    totals = [r.score for r in graded]
+    if totals:
+        parts.append(f"<h2>Total</h2><p>mean {statistics.mean(totals):.2f}, median {statistics.median(totals):g}, "
+                     f"max {max(r.max_score for r in graded):g}</p>"
+                     + _histogram_svg(totals, max(r.max_score for r in graded)))
+    parts.append("<h2>Per exercise</h2><table><tr><th>exercise</th><th>mean</th><th>full marks</th>"
+                 "<th>timeouts</th><th>crashes</th><th>errors</th><th>missing</th><th>distribution</th></tr>")
+    failed = Counter()
+    for ex_id in exercise_ids:
+        exs = [x for r in graded for x in r.result["exercises"] if x["id"] == ex_id]
+        if not exs:
+            continue
+        status = Counter(x["status"] for x in exs)
+        scores = [x["score"] for x in exs]
+        full = sum(x["score"] == x["max_score"] and x["status"] == GRADED for x in exs)
+        parts.append(
+            f"<tr><td>{e(ex_id)}</td><td>{statistics.mean(scores):.2f} / {max(x['max_score'] for x in exs):g}</td>"
+            f"<td>{full}</td><td>{status['timeout']}</td><td>{status['crashed']}</td><td>{status['error']}</td>"
+            f"<td>{status['missing']}</td><td>{_histogram_svg(scores, max(x['max_score'] for x in exs))}</td></tr>")
+        for x in exs:
+            for c in x["checks"]:
+                if c["status"] in ("failed", "error") and x["status"] == GRADED:
+                    failed[(ex_id, c["id"].split("[", 1)[0])] += 1
+    parts.append("</table><h2>Most common failed checks</h2><table><tr><th>exercise</th><th>check</th><th>submissions</th></tr>")
+    for (ex_id, check), n in failed.most_common(15):
+        parts.append(f"<tr><td>{e(ex_id)}</td><td>{e(check)}</td><td>{n}</td></tr>")
+    parts.append("</table><h2>Timeouts and crashes</h2><table><tr><th>student</th><th>exercise</th><th>status</th><th>reason</th></tr>")
+    for r in graded:
+        for x in r.result["exercises"]:
+            if x["status"] in ("timeout", "crashed"):
+                parts.append(f"<tr><td>{e(r.student)}</td><td>{e(x['id'])}</td><td>{x['status']}</td>"
+                             f"<td>{e((x.get('error') or '')[:200])}</td></tr>")
+    parts.append("</table><h2>Slowest submissions</h2><table><tr><th>student</th><th>seconds</th></tr>")
+    for r in sorted(graded, key=lambda r: -r.result.get("duration_s", 0))[:10]:
+        parts.append(f"<tr><td>{e(r.student)}</td><td>{r.result.get('duration_s', 0):.1f}</td></tr>")
+    unusable = [r for r in rows if r.status != "graded"]
+    if unusable:
+        parts.append("</table><h2>Unusable submissions</h2><table><tr><th>student</th><th>problem</th></tr>")
+        for r in unusable:
+            parts.append(f"<tr><td>{e(r.student)}</td><td>{e(r.result.get('error', ''))}</td></tr>")
+    parts.append("</table>")
+    return "\n".join(parts)

@@ -1,0 +1,165 @@
+"""`grader grade` on real class folders: layouts, every output, resume, kill -9, --jobs invariance."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
+
+SLOW_OK = "import time\ntime.sleep(0.4)\n" + DOUBLE_OK
+
+
+def make_class(root: Path, n_good: int = 3) -> Path:
+    subs = root / "subs"
+    for i in range(n_good):
+        exercise_notebook(subs / f"good{i}.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})
+    exercise_notebook(subs / "buggy.ipynb", {"double": "def double(x):\n    return x", "square": SQUARE_OK})
+    exercise_notebook(subs / "hangs" / "work.ipynb", {"double": "while True: pass", "square": SQUARE_OK})
+    exercise_notebook(subs / "two" / "a.ipynb", {"double": DOUBLE_OK})
+    exercise_notebook(subs / "two" / "b.ipynb", {"double": DOUBLE_OK})
+    (subs / "empty").mkdir()
+    (subs / "broken.ipynb").write_text("{ not json")
+    return subs
+
+
+def grade_cli(subs, out, *extra, rubrics=MINI_RUBRICS, **kw):
+    return subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out),
+                           "--rubrics", str(rubrics), *extra], capture_output=True, text=True, timeout=600, **kw)
+
+
+def latest(out):
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        return dict(db.execute("SELECT student, score FROM grades WHERE id IN (SELECT MAX(id) FROM grades GROUP BY student)"))
+
+
+def rows(out):
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        return db.execute("SELECT student FROM grades ORDER BY id").fetchall()
+
+
+@pytest.fixture(scope="module")
+def rubrics(tmp_path_factory):
+    """A private copy: the resume fingerprint covers the rubric folder."""
+    dst = tmp_path_factory.mktemp("rubrics") / "rubrics"
+    shutil.copytree(MINI_RUBRICS, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory, rubrics):
+    root = tmp_path_factory.mktemp("class")
+    subs = make_class(root)
+    r = grade_cli(subs, root / "out", "--jobs", "2", rubrics=rubrics)
+    assert r.returncode == 0, r.stderr
+    return subs, root / "out", r
+
+
+def test_every_output_is_written(graded_class):
+    subs, out, r = graded_class
+    students = ["broken", "buggy", "empty", "good0", "good1", "good2", "hangs", "two"]
+    assert sorted(p.stem for p in (out / "results").glob("*.json")) == students
+    assert sorted(p.name for p in (out / "gradescope").iterdir()) == students
+    assert sorted(p.stem for p in (out / "feedback").glob("*.html")) == students
+    assert "9 graded" not in r.stdout and "8 submissions: 5 graded, 0 unchanged" in r.stdout and "3 unusable" in r.stdout
+
+    table = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
+    assert table["good0"]["total"] == "5" and table["good0"]["double"] == "3"
+    assert table["buggy"]["double"] == "0" and table["buggy"]["square"] == "2"
+    assert table["hangs"]["total"] == "2" and table["two"]["status"] == "unusable"
+
+    hangs = json.loads((out / "results" / "hangs.json").read_text())
+    assert hangs["schema"] == 1 and hangs["exercises"][0]["status"] == "timeout"
+    two = json.loads((out / "results" / "two.json").read_text())
+    assert "2 notebooks (a.ipynb, b.ipynb)" in two["error"]
+    assert "no .ipynb notebook" in json.loads((out / "results" / "empty.json").read_text())["error"]
+    assert "not valid JSON" in json.loads((out / "results" / "broken.json").read_text())["error"]
+
+    gs = json.loads((out / "gradescope" / "buggy" / "results.json").read_text())
+    assert gs["score"] == 2 and {"name", "score", "max_score", "output", "visibility"} <= set(gs["tests"][0])
+    failed = [t for t in gs["tests"] if t["score"] < t["max_score"]]
+    assert failed and "double(3) is wrong" in failed[0]["output"]
+
+    page = (out / "feedback" / "buggy.html").read_text()
+    assert "Feedback: <code>double</code> — 0 / 3 points" in page and "&lt;p&gt;" not in page
+    assert "double(3) is wrong" in page and '<span class="nf">double</span>' in page  # the student's code
+
+    summary = (out / "summary.html").read_text()
+    assert "<svg" in summary and "Most common failed checks" in summary and "hangs" in summary
+
+
+def test_feedback_page_sanitises_student_html(tmp_path, rubrics):
+    subs = tmp_path / "subs"
+    nb = exercise_notebook(subs / "x.ipynb", {"double": DOUBLE_OK})
+    import nbformat
+
+    n = nbformat.read(str(nb), as_version=4)
+    n.cells.append(nbformat.v4.new_markdown_cell("<script>alert('pwned')</script><img src=x onerror=alert(1)>"))
+    nbformat.write(n, str(nb))
+    assert grade_cli(subs, tmp_path / "out", rubrics=rubrics).returncode == 0
+    page = (tmp_path / "out" / "feedback" / "x.html").read_text()
+    assert "<script>alert('pwned')" not in page and "<img src=x onerror" not in page
+    assert "&lt;script&gt;alert('pwned')" in page  # shown as text
+
+
+def test_unchanged_submissions_are_not_graded_again_and_regrade_keeps_history(graded_class, rubrics):
+    subs, out, _ = graded_class
+    before = len(rows(out))
+    r = grade_cli(subs, out, rubrics=rubrics)
+    assert "0 graded, 8 unchanged" in r.stdout and len(rows(out)) == before
+    exercise_notebook(subs / "buggy.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})  # resubmitted, fixed
+    r = grade_cli(subs, out, rubrics=rubrics)
+    assert "1 graded, 7 unchanged" in r.stdout
+    assert latest(out)["buggy"] == 5 and [s for (s,) in rows(out)].count("buggy") == 2
+    r = grade_cli(subs, out, "--force", rubrics=rubrics)
+    assert "5 graded, 0 unchanged" in r.stdout
+
+
+def test_kill_9_mid_batch_then_resume_grades_each_exactly_once(tmp_path, rubrics):
+    subs = tmp_path / "subs"
+    n = 10
+    for i in range(n):
+        exercise_notebook(subs / f"s{i:02d}.ipynb", {"double": SLOW_OK, "square": SQUARE_OK})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out), "--rubrics", str(rubrics), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (out / "gradebook.sqlite").exists() and 2 <= len(rows(out)) < n:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(rows(out))
+    assert 2 <= done_before < n, "the batch should have been killed midway"
+    r = grade_cli(subs, out, rubrics=rubrics)
+    assert r.returncode == 0
+    assert f"{n - done_before} graded, {done_before} unchanged" in r.stdout
+    students = [s for (s,) in rows(out)]
+    assert sorted(students) == [f"s{i:02d}" for i in range(n)]  # exactly once each in the gradebook
+    assert len(list((out / "results").glob("*.json"))) == n
+    assert len(list(csv.DictReader((out / "grades.csv").open()))) == n
+    assert not list(out.rglob("*.tmp")) or all(p.name.startswith(".") for p in out.rglob("*.tmp"))
+
+
+def test_jobs_1_and_2_give_identical_scores(tmp_path, rubrics):
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "a.ipynb", {"double": DOUBLE_OK, "square": "def square(x):\n    return x * 3"})
+    exercise_notebook(subs / "b.ipynb", {"double": "def double(x):\n    return x + x", "square": SQUARE_OK})
+    exercise_notebook(subs / "c.ipynb", {"square": SQUARE_OK})
+    results = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert grade_cli(subs, out, "--jobs", jobs, rubrics=rubrics).returncode == 0
+        results.append({p.stem: [(e["id"], e["score"], [(c["id"], c["status"], c["message"]) for c in e["checks"]])
+                                 for e in json.loads(p.read_text())["exercises"]]
+                        for p in (out / "results").glob("*.json")})
+    assert results[0] == results[1]
