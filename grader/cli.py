@@ -105,6 +105,19 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from .pipeline import Grader
+    from .validate import render_table, validate
+
+    assignment = load_assignment(args.rubrics)
+    variants = args.variants or assignment.root / "tests" / "variants"
+    jobs = args.jobs or os.cpu_count() or 1
+    with Grader(assignment, jobs=jobs) as grader:
+        verdicts = validate(assignment, grader, variants, repeat=args.repeat)
+    print(render_table(verdicts))
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
 def cmd_assign(args) -> int:
     from .assign import assign
 
@@ -148,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="with --executor dask: tcp://HOST:PORT of a running cluster")
     p.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+
+    p = add("validate", cmd_validate,
+            "prove the rubrics: solution full marks, stub zero, known-bad variants lose exactly their checks")
+    p.add_argument("--variants", type=Path, default=None,
+                   help="folder of <exercise>/<name>.py + .yml variants (default: tests/variants of the assignment)")
+    p.add_argument("--repeat", type=int, default=1, help="grade each notebook N times and require identical results")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the number of cores)")
 
     p = add("assign", cmd_assign, "write exercises/ from solutions/ by replacing solution regions with stubs")
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")

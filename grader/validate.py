@@ -1,0 +1,171 @@
+"""`grader validate`: prove the rubrics right before they grade anyone.
+
+The solution must earn full marks, the generated stub nothing, every known-bad variant must
+lose exactly the checks it declares, and every alternative correct solution full marks.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from .assign import make_student_notebook
+from .assignment import Assignment
+from .errors import ConfigError, did_you_mean
+from .results import FAILED, GRADED, PASSED, SKIPPED, SubmissionResult
+
+VARIANT_KEYS = {"description", "fails", "status"}
+NUMBER = re.compile(r"\d+\.\d+(e[-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Variant:
+    exercise: str
+    name: str
+    code: Path
+    description: str
+    fails: frozenset[str] | None  # None: every check
+    status: str = GRADED
+
+    @property
+    def correct(self) -> bool:
+        return self.fails == frozenset() and self.status == GRADED
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # solution, stub, variant, alternative, determinism
+    exercise: str
+    name: str
+    expected: str
+    found: str
+    ok: bool
+
+
+def load_variants(folder: Path, assignment: Assignment) -> list[Variant]:
+    """`folder/<exercise>/<name>.py` (the exercise cell's code) with `<name>.yml` beside it."""
+    variants = []
+    if not folder.is_dir():
+        return variants
+    for code in sorted(folder.glob("*/*.py")):
+        exercise = code.parent.name
+        spec_path = code.with_suffix(".yml")
+        if exercise not in assignment.exercises:
+            raise ConfigError(f"{code}: no exercise '{exercise}' in {assignment.name}"
+                              f"{did_you_mean(exercise, assignment.exercises)}")
+        if not spec_path.is_file():
+            raise ConfigError(f"{code}: no {spec_path.name} beside it saying which checks it must fail",
+                              "write `fails: [test_x, ...]` (or `fails: []` for a correct alternative)")
+        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+        unknown = set(spec) - VARIANT_KEYS
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"{spec_path}: unknown key '{key}'{did_you_mean(key, VARIANT_KEYS)}")
+        fails = spec.get("fails", [])
+        checks = assignment.exercises[exercise].checks
+        if fails != "all":
+            for name in fails:
+                if name not in checks:
+                    raise ConfigError(f"{spec_path}: fails: '{name}' is not a check of {exercise}"
+                                      f"{did_you_mean(name, checks)}")
+        variants.append(Variant(exercise, code.stem, code, str(spec.get("description", "")),
+                                None if fails == "all" else frozenset(fails), str(spec.get("status", GRADED))))
+    return variants
+
+
+def variant_notebook(variant: Variant, folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import torch"),
+                nbformat.v4.new_code_cell(f"# exercise: {variant.exercise}\n" + variant.code.read_text(encoding="utf-8"))]
+    path = folder / f"{variant.exercise}__{variant.name}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def lost_checks(result: SubmissionResult, exercise: str) -> set[str]:
+    ex = result.exercise(exercise)
+    return {c.id.split("[", 1)[0] for c in ex.checks if c.status not in (PASSED, SKIPPED)}
+
+
+def _fmt(names) -> str:
+    return "{" + ", ".join(sorted(names)) + "}" if names else "nothing"
+
+
+def comparable(result: SubmissionResult) -> list:
+    """What must not change between two gradings of one notebook (measured numbers aside)."""
+    return [(e.id, e.status, e.score, [(c.id, c.status, c.score, NUMBER.sub("#", c.message)) for c in e.checks])
+            for e in result.exercises]
+
+
+def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    variants = load_variants(variants_dir, assignment)
+    with tempfile.TemporaryDirectory(prefix="torchgrade-validate-") as tmp:
+        tmp = Path(tmp)
+        solution = assignment.solution_notebook
+        stub = tmp / "stub.ipynb"
+        nbformat.write(make_student_notebook(nbformat.read(str(solution), as_version=4), solution), str(stub))
+        jobs = [("solution", None, solution), ("stub", None, stub)]
+        jobs += [("alternative" if v.correct else "variant", v, variant_notebook(v, tmp)) for v in variants]
+
+        def grade(job):
+            kind, variant, path = job
+            only = variant.exercise if variant else None
+            results = [grader.grade(path, only=only) for _ in range(repeat)]
+            return job, results
+
+        with ThreadPoolExecutor(max_workers=max(1, grader.jobs // 2 or 1)) as pool:
+            graded = list(pool.map(grade, jobs))
+    for (kind, variant, path), results in graded:
+        result = results[0]
+        if kind == "solution":
+            for ex in result.exercises:
+                lost = lost_checks(result, ex.id)
+                ok = ex.status == GRADED and not lost
+                verdicts.append(Verdict(kind, ex.id, solution.name, "full marks",
+                                        f"{ex.score:g}/{ex.max_score:g}" + (f", lost {_fmt(lost)}" if lost else "")
+                                        + ("" if ex.status == GRADED else f" [{ex.status}]"), ok))
+        elif kind == "stub":
+            for ex in result.exercises:
+                verdicts.append(Verdict(kind, ex.id, "grader assign", "0 points", f"{ex.score:g}/{ex.max_score:g}",
+                                        ex.score == 0))
+        else:
+            ex = result.exercise(variant.exercise)
+            lost = lost_checks(result, variant.exercise)
+            every = {c.id.split("[", 1)[0] for c in ex.checks if c.status != SKIPPED}
+            expected = every if variant.fails is None else set(variant.fails)
+            ok = lost == expected and ex.status == variant.status
+            found = f"lost {_fmt(lost)}" + ("" if ex.status == GRADED else f" [{ex.status}]")
+            if not ok and lost != expected:
+                extra, missed = lost - expected, expected - lost
+                found += (f"; also lost {_fmt(extra)}" if extra else "") + (f"; kept {_fmt(missed)}" if missed else "")
+            want = ("full marks" if variant.correct else f"lose {_fmt(expected)}") + (
+                "" if variant.status == GRADED else f" [{variant.status}]")
+            verdicts.append(Verdict(kind, variant.exercise, variant.name, want, found, ok))
+        if repeat > 1:
+            same = all(comparable(r) == comparable(result) for r in results[1:])
+            name = variant.name if variant else path.name
+            verdicts.append(Verdict("determinism", variant.exercise if variant else "*", name,
+                                    f"identical over {repeat} gradings", "identical" if same else "DIFFERENT", same))
+    return verdicts
+
+
+def render_table(verdicts: list[Verdict]) -> str:
+    widths = [max(len(getattr(v, f)) for v in verdicts) if verdicts else 0 for f in ("kind", "exercise", "name")]
+    lines = []
+    for v in verdicts:
+        mark = "ok  " if v.ok else "FAIL"
+        lines.append(f"{mark} {v.kind:<{widths[0]}}  {v.exercise:<{widths[1]}}  {v.name:<{widths[2]}}  "
+                     f"expected {v.expected}; found {v.found}")
+    bad = sum(not v.ok for v in verdicts)
+    lines.append(f"\n{len(verdicts) - bad} as expected, {bad} surprise(s).")
+    return "\n".join(lines)
+
+
+__all__ = ["validate", "load_variants", "render_table", "Verdict", "Variant", "FAILED"]

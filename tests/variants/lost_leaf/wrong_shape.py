@@ -1,0 +1,3 @@
+def make_leaves(device, dtype=torch.float32):
+    return (torch.randn(5, 1, device=device, dtype=dtype, requires_grad=True),
+            torch.randn(5, 1, device=device, dtype=dtype, requires_grad=True))
