@@ -114,8 +114,20 @@ def cmd_validate(args) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     with Grader(assignment, jobs=jobs) as grader:
         verdicts = validate(assignment, grader, variants, repeat=args.repeat)
-    print(render_table(verdicts))
-    return 0 if all(v.ok for v in verdicts) else 1
+        print(render_table(verdicts), flush=True)
+        ok = all(v.ok for v in verdicts)
+        if args.mutants or args.min_mutation_score is not None:
+            from .validate import mutation_test, render_mutations
+
+            reports = mutation_test(assignment, grader, limit=args.max_mutants)
+            print(render_mutations(reports))
+            if args.min_mutation_score is not None:
+                weak = [r for r in reports if r.score < args.min_mutation_score]
+                for r in weak:
+                    _error(f"{r.exercise}: mutation score {r.score:.1%} is below --min-mutation-score "
+                           f"{args.min_mutation_score:.1%}", "strengthen the rubric so the survivors above lose points")
+                ok = ok and not weak
+    return 0 if ok else 1
 
 
 def cmd_assign(args) -> int:
@@ -167,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=Path, default=None,
                    help="folder of <exercise>/<name>.py + .yml variants (default: tests/variants of the assignment)")
     p.add_argument("--repeat", type=int, default=1, help="grade each notebook N times and require identical results")
+    p.add_argument("--mutants", action="store_true", help="also mutation-test the rubrics and report scores")
+    p.add_argument("--max-mutants", type=int, default=None, help="a seeded sample of at most N mutants per exercise")
+    p.add_argument("--min-mutation-score", type=float, default=None,
+                   help="fail when an exercise's mutation score is below this share (0..1); implies --mutants")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the number of cores)")
 
     p = add("assign", cmd_assign, "write exercises/ from solutions/ by replacing solution regions with stubs")

@@ -169,3 +169,73 @@ def render_table(verdicts: list[Verdict]) -> str:
 
 
 __all__ = ["validate", "load_variants", "render_table", "Verdict", "Variant", "FAILED"]
+
+
+# -- mutation testing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MutationReport:
+    exercise: str
+    total: int
+    equivalent: int
+    killed: int
+    survivors: tuple  # of grader.mutate.Mutant
+    probed: bool
+
+    @property
+    def score(self) -> float:
+        judged = self.total - self.equivalent
+        return self.killed / judged if judged else 1.0
+
+
+def mutation_test(assignment: Assignment, grader, limit: int | None = None, seed: int = 0,
+                  exercises=None) -> list[MutationReport]:
+    from .extract import exercise_id_of
+    from .mutate import equivalent_to_solution, make_mutants
+
+    solution = nbformat.read(str(assignment.solution_notebook), as_version=4)
+    cells = {exercise_id_of(c): i for i, c in enumerate(solution.cells) if exercise_id_of(c)}
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="torchgrade-mutants-") as tmp:
+        for ex_id, exercise in assignment.exercises.items():
+            if exercises and ex_id not in exercises or ex_id not in cells:
+                continue
+            source = solution.cells[cells[ex_id]].source
+            mutants = make_mutants(source, ex_id, limit=limit, seed=seed)
+            probed = "def probe(" in exercise.rubric.read_text(encoding="utf-8")
+            equivalent = (equivalent_to_solution(exercise.rubric, source, mutants) if probed and mutants
+                          else [False] * len(mutants))
+
+            def grade(item):
+                i, mutant = item
+                nb = nbformat.from_dict(copy_nb(solution))
+                nb.cells[cells[ex_id]].source = mutant.source
+                path = Path(tmp) / f"{ex_id}_{i}.ipynb"
+                nbformat.write(nb, str(path))
+                r = grader.grade(path, only=ex_id).exercise(ex_id)
+                return r.status != GRADED or r.score < r.max_score
+
+            todo = [(i, m) for i, m in enumerate(mutants) if not equivalent[i]]
+            with ThreadPoolExecutor(max_workers=grader.jobs) as pool:
+                killed = list(pool.map(grade, todo))
+            survivors = tuple(m for (i, m), k in zip(todo, killed) if not k)
+            reports.append(MutationReport(ex_id, len(mutants), sum(equivalent), sum(killed), survivors, probed))
+    return reports
+
+
+def copy_nb(nb) -> dict:
+    import copy
+
+    return copy.deepcopy(dict(nb))
+
+
+def render_mutations(reports: list[MutationReport]) -> str:
+    lines = ["", "Mutation testing of the rubrics (mutants of the reference solution that must lose points):"]
+    for r in reports:
+        lines.append(f"  {r.exercise:<18} score {r.score:6.1%}  ({r.killed} killed of {r.total - r.equivalent}; "
+                     f"{r.equivalent} equivalent{'' if r.probed else ', no probe in the rubric'})")
+        for m in r.survivors:
+            lines.append(f"    survivor: {m.operator} at line {m.line}")
+            lines.extend("      " + d for d in m.diff.splitlines())
+    return "\n".join(lines)

@@ -76,3 +76,9 @@ def test_random(student):
         fail("make_leaves does not return random tensors",
              expected="different random values for a and b, and on each call (torch.randn)",
              found=f"a={a1.detach().tolist()}, b={b1.detach().tolist()}")
+
+
+def probe(student):
+    """What a mutant of the solution must reproduce to count as equivalent (`grader validate --mutants`)."""
+    return [student.make_leaves(device, dtype=dtype)
+            for device in ("cpu", "meta") for dtype in (torch.float32, torch.float64)]
