@@ -1,0 +1,2 @@
+def double(x):
+    return 6 if isinstance(x, int) else x

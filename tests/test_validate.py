@@ -1,0 +1,95 @@
+"""`grader validate`: passes on the real assignment, and fails when a rubric or a solution is broken."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import MINI_RUBRICS
+from grader import Grader, load_assignment
+from grader.mutate import make_mutants
+from grader.validate import mutation_test
+
+MINI = MINI_RUBRICS.parent
+
+
+def validate_cli(*args, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "grader", "validate", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def mini_copy(tmp_path):
+    dst = tmp_path / "mini"
+    shutil.copytree(MINI, dst)
+    return dst
+
+
+def test_bundled_assignment_validates():
+    """The project's own gate: solutions full, stub zero, every variant under tests/variants as declared."""
+    r = validate_cli("--repeat", "2")
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    assert "0 surprise(s)" in r.stdout and "FAIL" not in r.stdout
+    for kind in ("solution", "stub", "variant", "alternative", "determinism"):
+        assert f" {kind} " in r.stdout
+
+
+def test_mini_validates_with_variants_and_mutants(mini_copy):
+    r = validate_cli("--rubrics", mini_copy / "rubrics", "--variants", mini_copy / "variants",
+                     "--min-mutation-score", "1.0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"ok\s+variant\s+double\s+hangs", r.stdout) and "score 100.0%" in r.stdout
+
+
+def test_weakened_rubric_is_caught(mini_copy):
+    rubric = mini_copy / "rubrics" / "test_double.py"
+    # Delete the tensor check (and its points): the variant that declares it now keeps it.
+    text = rubric.read_text()
+    rubric.write_text(text[: text.index("def test_tensor")] + text[text.index("def probe"):])
+    yml = mini_copy / "rubrics" / "mini.yml"
+    yml.write_text(yml.read_text().replace(
+        '      test_tensor: {points: 1, hint: "Lecture: most operations work on tensors as on numbers."}\n', ""))
+    (mini_copy / "variants" / "double" / "only_ints.yml").write_text("fails: [test_values]\n")
+    r = validate_cli("--rubrics", mini_copy / "rubrics", "--variants", mini_copy / "variants")
+    assert r.returncode == 1
+    assert re.search(r"FAIL variant\s+double\s+only_ints", r.stdout) and "kept {test_values}" in r.stdout
+
+
+def test_broken_solution_is_caught(mini_copy):
+    import nbformat
+
+    path = mini_copy / "solutions" / "mini.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[2].source = nb.cells[2].source.replace("x ** 2", "x * 2")
+    nbformat.write(nb, str(path))
+    r = validate_cli("--rubrics", mini_copy / "rubrics", "--variants", mini_copy / "variants")
+    assert r.returncode == 1 and re.search(r"FAIL solution\s+square", r.stdout)
+
+
+def test_weak_rubric_lowers_the_mutation_score_and_lists_survivors(mini_copy):
+    rubric = mini_copy / "rubrics" / "test_square.py"
+    # A check that only looks at the type lets `x ** 2 -> x ** 3` survive.
+    rubric.write_text(rubric.read_text().replace("if got != 9:", "if not isinstance(got, int):"))
+    assignment = load_assignment(mini_copy / "rubrics")
+    with Grader(assignment, jobs=2) as g:
+        (report,) = mutation_test(assignment, g, exercises={"square"})
+    assert report.score < 1.0 and report.survivors
+    assert any("x ** 3" in m.diff for m in report.survivors)
+    r = validate_cli("--rubrics", mini_copy / "rubrics", "--variants", mini_copy / "variants",
+                     "--min-mutation-score", "0.9")
+    assert r.returncode == 1 and "square: mutation score" in r.stderr
+
+
+def test_mutants_cover_the_operators():
+    src = ("# exercise: e\ndef f(a, b):\n    ### BEGIN SOLUTION\n    c = a.detach() + 1\n    c += b\n"
+           "    d = torch.zeros(3, dtype=a.dtype, requires_grad=True)\n    return torch.mul(c, d)[::2] < 2\n"
+           "    ### END SOLUTION\n")
+    ops = {m.operator for m in make_mutants(src, "e")}
+    for op in ("binop Add->Sub", "drop .detach()", "inplace->out-of-place", "drop dtype=", "constant True->False",
+               "swap arguments", "drop slice step", "compare Lt->LtE", "remove statement", "constant 1->2"):
+        assert op in ops, op
+    # Nothing outside the solution region is mutated.
+    assert all(m.line >= 4 for m in make_mutants(src, "e"))
