@@ -1,0 +1,11 @@
+def increment_and_square(a):
+    b1 = a + 2
+    b2 = (a + 1) ** 2
+    return b1, b2
+
+
+def padded_stack(a, b):
+    c = a.new_zeros(4, a.shape[0] + 2)
+    c[1, 1:-1] = a.detach()
+    c[2, 1:-1] = b.data
+    return c

@@ -1,0 +1,5 @@
+def increment_and_square(a):
+    b1 = a + 1
+    b2 = b1 ** 2
+    b1 = b1 + 1
+    return b1, b2
