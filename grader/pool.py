@@ -9,6 +9,7 @@ import selectors
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import GraderCrash
@@ -76,11 +77,14 @@ class WorkerPool:
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
+        # A worker asks to die with the *thread* that started it (PR_SET_PDEATHSIG), and `run` is
+        # called from short-lived threads: start every worker from one thread that lives as long as the pool.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchgrade-spawn")
         for _ in range(self.size):
             self._add()
 
     def _add(self) -> None:
-        w = Worker()
+        w = self._spawner.submit(Worker).result()
         with self._lock:
             self._workers.append(w)
         self._idle.put(w)
@@ -112,6 +116,7 @@ class WorkerPool:
                     pass
                 w.kill()
             self._workers.clear()
+        self._spawner.shutdown(wait=False)
 
     def __enter__(self):
         return self

@@ -1,0 +1,304 @@
+"""Rubric for `views`: last_columns(t, k), diagonal(t), every_other_column(t) return views of `t`, never copies.
+
+Lecture cells 21-29, "Tensors - a scenic view of memory blobs": "Indexing and Slicing (and taking
+Diagonals, too) do *not* copy, but create views"; a view shares the storage of `t` and differs only
+in shape, stride and storage_offset.
+What is asked: for a 2-D `t` of shape (m, n), `last_columns(t, k)` is the last k columns, 1 <= k <= n
+(k = 0 is not asked: `t[:, -0:]` would be all columns); `diagonal(t)` the main diagonal, of length
+min(m, n); `every_other_column(t)` the columns 0, 2, 4, ...
+"""
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from grader.checks import describe, fail, need
+
+# Our own references, bound before the student's code is loaded.
+_arange, _float32 = torch.arange, torch.float32
+_diagonal, _equal, _is_tensor = torch.diagonal, torch.equal, torch.is_tensor
+_sort = torch.sort
+_tree_flatten = torch.utils._pytree.tree_flatten
+_Tensor = torch.Tensor
+
+FUNCTIONS = ["last_columns", "diagonal", "every_other_column"]
+SENTINEL = -1.0  # the inputs hold 1, 2, 3, ...: a written -1 is unmistakable
+
+# What the student is told for the call that copied the data: keyed by the function's name.
+COPY_ADVICE = {
+    "diag": "`torch.diag(t)` makes a new tensor; `t.diagonal()` / `torch.diagonal(t)` returns a view",
+    "diagonal_copy": "`torch.diagonal_copy` copies by name; `t.diagonal()` / `torch.diagonal(t)` returns a view",
+    "clone": "`.clone()` copies the data; return the slice (or `t.diagonal()`) itself",
+    "contiguous": "`.contiguous()` copies whenever its input is not contiguous (a transpose, a strided slice); "
+                  "slicing and `diagonal` work on any strides, so leave it out",
+    "__getitem__": "indexing with a list or a tensor of indices (advanced indexing) copies; a basic slice "
+                   "`t[:, start:stop:step]` makes a view",
+    "index_select": "`index_select` gathers into a new tensor; a slice `t[:, start:stop:step]` makes a view",
+    "gather": "`gather` builds a new tensor; use a slice or `t.diagonal()`",
+    "take": "`take` builds a new tensor; use a slice or `t.diagonal()`",
+    "take_along_dim": "`take_along_dim` builds a new tensor; use a slice or `t.diagonal()`",
+    "masked_select": "`masked_select` builds a new tensor; use a slice or `t.diagonal()`",
+    "stack": "`torch.stack` builds a new tensor from the pieces; one slice of `t` (or `t.diagonal()`) "
+             "is already the answer",
+    "cat": "`torch.cat` builds a new tensor from the pieces; one slice of `t` is already the answer",
+    "hstack": "`torch.hstack` builds a new tensor; one slice of `t` is already the answer",
+    "vstack": "`torch.vstack` builds a new tensor; one slice of `t` is already the answer",
+    "reshape": "`.reshape` copies when the strides do not allow a view (`.view` would raise instead); "
+               "slicing needs no reshape",
+    "flatten": "`.flatten` copies when the strides do not allow a view; slicing needs no reshape",
+    "to": "converting (`.to`, `.float()`, `.double()`) copies; keep `t`'s dtype and device",
+    "float": "`.float()` copies unless the tensor already is float32; no conversion is needed",
+    "double": "`.double()` copies; keep `t`'s dtype",
+    "tensor": "`torch.tensor(...)` always copies; return a view of `t`",
+    "copy_": "copying into a new tensor makes a copy; return the view itself",
+}
+GENERIC_ADVICE = ("return `t` sliced (`t[:, a:b]`, `t[:, ::2]`, `t.narrow`) or `t.diagonal()`: "
+                  "these only change shape, stride and storage_offset")
+
+
+def storage_of(x) -> int:
+    return x.untyped_storage().data_ptr()
+
+
+class CallRecorder(TorchFunctionMode):
+    """Records which torch call made a tensor with fresh storage out of a tensor sharing `t`'s storage,
+    and (with OpRecorder) the ATen operators it ran."""
+
+    def __init__(self, storage: int):
+        super().__init__()
+        self.storage = storage
+        self.current_ops = None  # the ATen operators of the torch call now running
+        self.copies = []  # (shown name, function name, index text, [aten ops])
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        # The mode is off while its handler runs, so only the student's own calls land here.
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", None) or repr(func)
+        qual = getattr(func, "__qualname__", "") or name
+        self.current_ops = ops = []
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            self.current_ops = None
+        inputs = [x for x in _tree_flatten((args, kwargs))[0] if isinstance(x, _Tensor)]
+        outputs = [x for x in _tree_flatten(result)[0] if isinstance(x, _Tensor)]
+        try:
+            read_t = any(storage_of(x) == self.storage for x in inputs)
+            fresh = any(storage_of(x) != self.storage and x.numel() for x in outputs)
+        except RuntimeError:  # a tensor without storage: not made from `t`
+            read_t = fresh = False
+        if read_t and fresh:
+            index = _index_text(args[1]) if name == "__getitem__" and len(args) > 1 else ""
+            self.copies.append((_pretty(qual, name), name, index, ops))
+        return result
+
+
+class OpRecorder(TorchDispatchMode):
+    """The ATen operators that make new tensors (not views), in order."""
+
+    def __init__(self, calls: CallRecorder):
+        super().__init__()
+        self.calls = calls
+        self.all_ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not getattr(func, "is_view", False):
+            op = str(getattr(func, "overloadpacket", func))
+            self.all_ops.append(op)
+            if self.calls.current_ops is not None:
+                self.calls.current_ops.append(op)
+        return func(*args, **(kwargs or {}))
+
+
+def _pretty(qual: str, name: str) -> str:
+    if name == "__getitem__":
+        return "indexing"
+    owner = qual.rsplit(".", 1)[0] if "." in qual else ""
+    if owner in ("TensorBase", "Tensor"):
+        return f"Tensor.{name}"
+    return f"torch.{name}"
+
+
+def _index_text(index) -> str:
+    def one(i):
+        if isinstance(i, slice):
+            parts = ["" if v is None else str(v) for v in (i.start, i.stop, i.step)]
+            return ":".join(parts[:2]) + (f":{parts[2]}" if i.step is not None else "")
+        if isinstance(i, _Tensor):
+            return f"tensor of {i.numel()} indices"
+        text = repr(i)
+        return text if len(text) <= 30 else text[:27] + "..."
+    items = index if isinstance(index, tuple) else (index,)
+    return "t[" + ", ".join(one(i) for i in items) + "]"
+
+
+def reference(name, t, k=None):
+    m, n = t.shape
+    if name == "last_columns":
+        return t[:, n - k:]
+    if name == "diagonal":
+        return _diagonal(t)
+    return t[:, ::2]
+
+
+def contiguous_input(m, n):
+    return (_arange(m * n, dtype=_float32) + 1).reshape(m, n)
+
+
+def transposed_input(m, n):
+    return (_arange(m * n, dtype=_float32) + 1).reshape(n, m).t()
+
+
+def offset_input(m, n):
+    """A window of a larger tensor: storage_offset > 0 and row stride n + 2."""
+    return (_arange((m + 1) * (n + 2), dtype=_float32) + 1).reshape(m + 1, n + 2)[1:, 2:]
+
+
+CONTIGUOUS = [((4, 6), "contiguous", contiguous_input), ((5, 3), "contiguous", contiguous_input),
+              ((4, 4), "contiguous", contiguous_input), ((1, 5), "contiguous", contiguous_input)]
+NONCONTIGUOUS = [((4, 6), "a transpose (non-contiguous)", transposed_input),
+                 ((5, 3), "a transpose (non-contiguous)", transposed_input),
+                 ((4, 5), "a window t = big[1:, 2:] (non-contiguous, storage_offset > 0)", offset_input)]
+
+
+def calls(name, shape):
+    """(args text, k) for each call of the function on an input of `shape`: k = 1, 2, full width."""
+    if name != "last_columns":
+        return [(None, f"{name}(t)")]
+    n = shape[1]
+    return [(k, f"last_columns(t, {k})") for k in sorted({1, min(2, n), n})]
+
+
+def run(student, name, t, k):
+    fn = need(student, name)
+    return fn(t) if k is None else fn(t, k)
+
+
+def check_values(student, name, cases):
+    for shape, kind, make in cases:
+        for k, call in calls(name, shape):
+            t = make(*shape)
+            expected = reference(name, t, k)
+            out = run(student, name, t, k)
+            where = f"{call} for t of shape {shape}, {kind}"
+            if not _is_tensor(out):
+                fail(f"`{name}` did not return a tensor", expected=describe(expected), found=describe(out), where=where)
+            if tuple(out.shape) != tuple(expected.shape) or out.dtype != expected.dtype:
+                fail(f"`{name}` returned a tensor of the wrong shape or dtype",
+                     expected=describe(expected), found=describe(out), where=where, fix=VALUE_FIX[name])
+            if not _equal(out, expected):
+                fail(f"`{name}` returned the wrong values",
+                     expected=_preview(expected), found=_preview(out), where=where,
+                     fix=VALUE_FIX[name])
+
+
+def _preview(x) -> str:
+    flat = x.detach().reshape(-1).tolist()
+    text = ", ".join(f"{v:g}" for v in flat[:8]) + (", ..." if len(flat) > 8 else "")
+    return f"{describe(x)}: [{text}]" if x.dim() == 1 else f"{describe(x)}, rows first: [{text}]"
+
+
+VALUE_FIX = {
+    "last_columns": "the last k columns of an (m, n) tensor are `t[:, n - k:]` (k counts columns, 1 <= k <= n)",
+    "diagonal": "the main diagonal t[0, 0], t[1, 1], ... of length min(m, n): `t.diagonal()`",
+    "every_other_column": "columns 0, 2, 4, ...: `t[:, ::2]` (start at column 0)",
+}
+
+
+def check_view(student, name, cases):
+    for shape, kind, make in cases:
+        for k, call in calls(name, shape):
+            t = make(*shape)
+            where = f"{call} for t of shape {shape}, {kind}"
+            storage = storage_of(t)
+            recorder = CallRecorder(storage)
+            ops = OpRecorder(recorder)
+            with recorder, ops:
+                out = run(student, name, t, k)
+            if not _is_tensor(out):
+                fail(f"`{name}` did not return a tensor", expected="a view of `t`", found=describe(out), where=where)
+            if storage_of(out) != storage:
+                verdict, found, fix = explain_copy(name, recorder, ops)
+                fail(verdict, expected="a view: result.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()",
+                     found=found, where=where, fix=fix)
+            check_write_through(name, t, out, where)
+
+
+def explain_copy(name, recorder, ops):
+    if recorder.copies:
+        pretty, base, index, aten = recorder.copies[0]
+        shown = index or pretty
+        aten_text = ", ".join(dict.fromkeys(aten)) or "no ATen operator recorded"
+        return (f"your `{name}` copied the data ({aten_text}): {shown} made a new tensor",
+                f"a tensor with its own storage, made by {shown} ({aten_text})",
+                COPY_ADVICE.get(base, f"{shown} returns a new tensor, not a view; " + GENERIC_ADVICE))
+    copying = list(dict.fromkeys(ops.all_ops))
+    if copying:
+        return (f"your `{name}` returned a copy, not a view ({', '.join(copying[:4])})",
+                f"a tensor with its own storage; ATen operators run: {', '.join(copying[:6])}", GENERIC_ADVICE)
+    return (f"your `{name}` returned a new tensor, not a view of `t`",
+            "a tensor with its own storage (built from Python numbers, e.g. `torch.tensor(t.tolist())`?)",
+            GENERIC_ADVICE)
+
+
+def check_write_through(name, t, out, where):
+    """Writing through the result must change exactly the elements of `t` that it shows."""
+    before, shown = t.clone(), out.detach().clone().reshape(-1)
+    try:
+        out.detach().fill_(SENTINEL)
+    except RuntimeError as e:
+        fail(f"cannot write through the result of `{name}`", found=" ".join(str(e).split())[:200], where=where,
+             fix="return a plain view (a slice, `narrow`, `diagonal`), not an expanded or overlapping one")
+    changed = t != before
+    n_changed = int(changed.sum())
+    if n_changed == 0 and out.numel():
+        fail(f"writing into the result of `{name}` did not change `t`: it is not a view",
+             expected=f"{out.numel()} elements of t set to {SENTINEL:g}", found="t unchanged", where=where,
+             fix=GENERIC_ADVICE)
+    old = before[changed]
+    if n_changed != out.numel() or not _equal(_sort(old).values, _sort(shown).values):
+        fail(f"writing into the result of `{name}` changed other elements of `t` than the result shows",
+             expected=f"the {out.numel()} elements shown by the result set to {SENTINEL:g}",
+             found=f"{n_changed} elements of t changed (values before: {_short(old)}; "
+                   f"the result showed {_short(shown)})",
+             where=where,
+             fix="with `as_strided`, take the strides and the storage_offset from `t` (`t.stride()`, "
+                 "`t.storage_offset()`); slicing and `diagonal` get them right by themselves")
+
+
+def _short(x) -> str:
+    flat = x.reshape(-1).tolist()
+    return "[" + ", ".join(f"{v:g}" for v in flat[:6]) + (", ...]" if len(flat) > 6 else "]")
+
+
+def test_runs(student):
+    """last_columns, diagonal and every_other_column are defined and return tensors"""
+    for name in FUNCTIONS:
+        fn = need(student, name)
+        if not callable(fn):
+            fail(f"`{name}` is not a function", found=describe(fn))
+    t = contiguous_input(4, 6)
+    for name, k in (("last_columns", 2), ("diagonal", None), ("every_other_column", None)):
+        out = run(student, name, t, k)
+        if not _is_tensor(out):
+            fail(f"`{name}` did not return a tensor", expected=describe(reference(name, t, k)), found=describe(out),
+                 where=f"{name}(t{'' if k is None else f', {k}'}) for t of shape (4, 6)")
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_values(student, name):
+    """returns the right elements (several shapes, contiguous or not)"""
+    check_values(student, name, CONTIGUOUS + NONCONTIGUOUS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_view(student, name):
+    """returns a view: shares t's storage, writes go through to t"""
+    check_view(student, name, CONTIGUOUS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_noncontiguous(student, name):
+    """returns a view also for a non-contiguous t (a transpose, a window)"""
+    check_view(student, name, NONCONTIGUOUS)

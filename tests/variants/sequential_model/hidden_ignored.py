@@ -1,0 +1,3 @@
+class MyModel(torch.nn.Sequential):
+    def __init__(self, hidden=10):
+        super().__init__(torch.nn.Linear(1, 10), torch.nn.Tanh(), torch.nn.Linear(10, 1))

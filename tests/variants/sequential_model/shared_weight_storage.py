@@ -1,0 +1,7 @@
+INIT = torch.randn(100, 1)
+
+
+class MyModel(torch.nn.Sequential):
+    def __init__(self, hidden=10):
+        super().__init__(torch.nn.Linear(1, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
+        self[0].weight = torch.nn.Parameter(INIT[:hidden])

@@ -1,0 +1,3 @@
+class MyModel(torch.nn.Sequential):
+    def __init__(self, hidden=10):
+        super().__init__(torch.nn.Linear(1, hidden), torch.nn.Linear(hidden, 1), torch.nn.Tanh())
