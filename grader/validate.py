@@ -21,7 +21,7 @@ from .errors import ConfigError, did_you_mean
 from .results import FAILED, GRADED, PASSED, SKIPPED, SubmissionResult
 
 VARIANT_KEYS = {"description", "fails", "status"}
-NUMBER = re.compile(r"\d+\.\d+(e[-+]?\d+)?")
+NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")  # measured numbers (timings, ratios) may differ
 
 
 @dataclass(frozen=True)
