@@ -305,3 +305,14 @@ def test_faster_than_pdist(student, thresholds, device):
         fix="one matrix product `x @ x.T` for all the inner products replaces pdist's pairwise loops "
             "(most of pdist's time is its backward); avoid Python loops over points or pairs",
     )
+
+
+def probe(student):
+    """What a mutant of the solution must reproduce to count as equivalent (`grader validate --mutants`)."""
+    torch.manual_seed(0)
+    out = []
+    for n, t in ((6, 2), (5, 0.5), (2, 3.0)):
+        x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+        value = student.lunif_fast(x, t)
+        out += [value, torch.autograd.grad(value, x)[0]]
+    return out

@@ -284,3 +284,12 @@ def test_trains(student, thresholds):
                    "mse_loss(reduction='sum'), target sin(2x)",
              fix="Linear(1, hidden), Tanh(), Linear(hidden, 1): without the Tanh between the Linear layers "
                  "the model is a straight line")
+
+
+def probe(student):
+    """What a mutant of the solution must reproduce to count as equivalent (`grader validate --mutants`)."""
+    torch.manual_seed(0)
+    model = student.MyModel(hidden=3)
+    x = torch.linspace(-1, 1, 5)[:, None]
+    return [isinstance(model, torch.nn.Sequential), [type(c).__name__ for c in model.children()],
+            dict(model.state_dict()), model(x), len(student.MyModel().state_dict()["0.weight"])]

@@ -302,3 +302,16 @@ def test_view(student, name):
 def test_noncontiguous(student, name):
     """returns a view also for a non-contiguous t (a transpose, a window)"""
     check_view(student, name, NONCONTIGUOUS)
+
+
+def probe(student):
+    """What a mutant of the solution must reproduce to count as equivalent (`grader validate --mutants`)."""
+    t = torch.arange(24.0).reshape(4, 6)
+    out = []
+    for source in (t, t.T):
+        for k in (1, 2):
+            v = student.last_columns(source, k)
+            out.append((v, list(v.stride()), v.storage_offset()))
+        for v in (student.diagonal(source), student.every_other_column(source)):
+            out.append((v, list(v.stride()), v.storage_offset()))
+    return out
