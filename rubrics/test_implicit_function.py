@@ -344,5 +344,7 @@ def probe(student):
     for F, x0, y0_value, _ in CASES.values():
         x, y0 = f64(x0, requires_grad=True), f64(y0_value)
         y = student.Implicit.apply(x, y0, F)
-        out.append([y, torch.autograd.grad(y, x), y0, y0._version, issubclass(student.Implicit, _Function)])
+        # A non-unit output_grad: a backward that divides by it, or ignores it, differs.
+        grad = torch.autograd.grad(y, x, grad_outputs=torch.full_like(y, 3.0))
+        out.append([y, grad, y0, y0._version, issubclass(student.Implicit, _Function)])
     return out
