@@ -61,12 +61,15 @@ def cmd_list(args) -> int:
     print(f"{assignment.name}: {assignment.title}")
     for ex_id, exercise in assignment.exercises.items():
         checks = catalog[ex_id]
-        points = sum(exercise.check_spec(c["id"]).points for c in checks)
-        gpu = [c["id"] for c in checks if c["needs_cuda"]]
-        print(f"\n{ex_id}  ({points:g} points, {len(checks)} checks, time limit {exercise.timeout_s:g} s)")
-        print(f"  {exercise.title}")
+        points = lambda cs: sum(exercise.check_spec(c["id"]).points for c in cs)  # noqa: E731
+        gpu = [c for c in checks if c["needs_cuda"]]
+        cpu_points, all_points = points([c for c in checks if not c["needs_cuda"]]), points(checks)
+        with_gpu = f" ({all_points:g} with a GPU)" if gpu else ""
+        print(f"\n{ex_id}: {exercise.title}")
+        print(f"  {cpu_points:g} points without a GPU{with_gpu}; {len(checks)} checks; time limit {exercise.timeout_s:g} s")
         if gpu:
-            print(f"  needs a GPU: {len(gpu)} check(s): {', '.join(gpu)}")
+            names = sorted({c["id"].split("[", 1)[0] for c in gpu})
+            print(f"  needs a GPU: {len(gpu)} check case(s) of {', '.join(names)} (skipped without one)")
         else:
             print("  needs a GPU: no")
     return 0

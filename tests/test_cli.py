@@ -69,3 +69,11 @@ def test_bad_rubrics_config_names_file_and_key(tmp_path):
     (rubrics / "a.yml").write_text("exercises:\n  double:\n    timeout: 3\n    checks: {test_values: 1}\n")
     r = grader_cli("check", tmp_path / "x.ipynb", "--rubrics", rubrics)
     assert r.returncode == 3 and "a.yml: exercises.double: unknown key 'timeout' (did you mean 'timeout_s'?)" in r.stderr
+
+
+def test_list_shows_points_and_gpu_needs():
+    r = grader_cli("list", "--rubrics", MINI_RUBRICS)
+    assert r.returncode == 0, r.stderr
+    assert "double: double(x) returns 2 * x" in r.stdout
+    assert "3 points without a GPU; 2 checks" in r.stdout
+    assert "2 points without a GPU (3 with a GPU)" in r.stdout and "of test_gpu (skipped without one)" in r.stdout
