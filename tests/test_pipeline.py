@@ -127,3 +127,24 @@ def test_grading_twice_gives_identical_results(mini_grader, tmp_path):
     b = grade(mini_grader, tmp_path, double="def double(x):\n    return x + 2").to_dict()
     strip = lambda d: [(e["id"], e["score"], [(c["id"], c["status"], c["message"]) for c in e["checks"]]) for e in d["exercises"]]
     assert strip(a) == strip(b)
+
+
+def test_lecture_notebook_implicit_exercise_is_graded_and_the_rest_not_run(grader, tmp_path):
+    """The lecture's own notebook: magics, `assert torch.cuda.is_available()`, cells that raise on purpose."""
+    import nbformat
+
+    from test_extract import LECTURE
+
+    lecture = nbformat.read(str(LECTURE), as_version=4)
+    marked = 0
+    for cell in lecture.cells:
+        if cell.cell_type == "code" and cell.source.startswith("class Implicit("):
+            cell.source = "# exercise: implicit_function\n" + cell.source
+            marked += 1
+    assert marked == 1
+    path = tmp_path / "lecture.ipynb"
+    nbformat.write(lecture, str(path))
+    r = grader.grade(path, only="implicit_function")
+    ex = r.exercise("implicit_function")
+    assert (ex.status, ex.score, ex.max_score) == ("graded", 10.0, 10.0), [c.message for c in ex.failed_checks]
+    assert any("import graphviz" in n for n in ex.notes)  # skipped, with a note, not an error
