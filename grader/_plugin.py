@@ -21,6 +21,12 @@ from . import checks, integrity
 
 STUDENT_MODULE = "student"
 MAX_MESSAGE = 4000
+# A trace or profile function sees every line of the checks and can jump over a `fail(...)`
+# (frame.f_lineno = ...), then remove itself before anyone looks: so the call itself is the verdict.
+TRACING_EVENTS = frozenset({"sys.settrace", "sys.setprofile", "sys.monitoring.register_callback"})
+
+# Our own references, taken before any student code exists (it may replace these).
+_exit, _isinstance, _getattr = os._exit, isinstance, getattr
 
 
 class Channel:
@@ -76,6 +82,7 @@ class RubricPlugin:
         self.module: types.ModuleType | None = None
         self.integrity: integrity.Snapshot | None = None
         self.outcomes: dict[str, dict] = {}
+        self.running = "?"
 
     # -- collection, then the sandbox closes and the student's code is loaded --------------
 
@@ -97,7 +104,9 @@ class RubricPlugin:
             return
         self.channel.send("notes", notes=self.close_sandbox())
         seed_everything(self.job.get("seed", 0))
-        self.integrity = integrity.Snapshot.take()
+        rubrics = {item.module.__name__: item.module for item in session.items if _getattr(item, "module", None)}
+        self.integrity = integrity.Snapshot.take(tuple(rubrics.items()))
+        _forbid_tracing(self.channel)
         self.module = self._load_student()
 
     def _load_student(self) -> types.ModuleType:
@@ -114,9 +123,10 @@ class RubricPlugin:
                 self._crash(f"{type(e).__name__} raised while loading your code ({chunk['filename']})")
             except BaseException as e:  # noqa: BLE001 - student code may raise anything
                 if chunk["required"]:
+                    self._verify_integrity("while your cells were loaded")
                     self.channel.send("notes", notes=notes)
                     self.channel.send("load_error", message=describe_exception(e, "while your cell was run"))
-                    os._exit(0)
+                    _exit(0)
                 notes.append(
                     f"`{chunk['what']}` from {chunk['filename']} was skipped: "
                     f"{type(e).__name__}: {str(e).strip()[:200]}"
@@ -148,15 +158,24 @@ class RubricPlugin:
         report = outcome.get_result()
         record = self.outcomes.setdefault(item.nodeid, {"id": item.name, "status": "passed", "message": "", "duration_s": 0.0})
         record["duration_s"] += call.duration
-        if call.excinfo is not None and isinstance(call.excinfo.value, (SystemExit, KeyboardInterrupt)):
-            self._crash(f"{call.excinfo.typename} raised during the check `{item.name}`")
         if call.when == "call":
             self._verify_integrity(f"during the check `{item.name}`")
+        if call.excinfo is not None and _isinstance(call.excinfo.value, (SystemExit, KeyboardInterrupt)):
+            self._crash(f"{call.excinfo.typename} raised during the check `{item.name}`")
         if report.skipped and record["status"] == "passed":
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             record.update(status="skipped", message=reason.removeprefix("Skipped: "))
         elif report.failed and record["status"] in ("passed", "skipped"):
             record.update(_judge(call.excinfo, call.when))
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.running = nodeid.rsplit("::", 1)[-1]
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        """pytest stops the whole session on KeyboardInterrupt and pytest.exit(): the run crashed."""
+        if self.module is not None:
+            self._verify_integrity(f"during the check `{self.running}`")
+            self._crash(f"{excinfo.typename} raised during the check `{self.running}`")
 
     def pytest_runtest_logfinish(self, nodeid, location):
         record = self.outcomes.pop(nodeid, None)
@@ -174,11 +193,27 @@ class RubricPlugin:
         replaced = self.integrity.changed()
         if replaced:
             self.channel.send("tampering", replaced=replaced, when=when)
-            os._exit(0)
+            _exit(0)
 
     def _crash(self, reason: str) -> None:
         self.channel.send("crash", reason=reason)
-        os._exit(0)
+        _exit(0)
+
+
+def _forbid_tracing(channel: Channel) -> None:
+    """From now on, installing a trace or profile function ends the run as tampering.
+
+    An audit hook cannot be removed once added (PEP 578), and it also sees the C-level
+    PyEval_SetTrace that ctypes could reach. The hook holds its own references only.
+    """
+    send, events = channel.send, TRACING_EVENTS
+
+    def hook(event, args):
+        if event in events:
+            send("tampering", replaced=[], called=[event], when="while your code ran")
+            _exit(0)
+
+    sys.addaudithook(hook)
 
 
 def _judge(excinfo, when: str) -> dict:

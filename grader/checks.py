@@ -25,6 +25,7 @@ _count_nonzero = torch.count_nonzero
 _zeros_like = torch.zeros_like
 _torch_float64 = torch.float64
 _cuda_available = torch.cuda.is_available
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 class CheckFailure(AssertionError):
@@ -69,6 +70,16 @@ def describe(t) -> str:
 def expect_tensor(value, what: str):
     if not _is_tensor(value):
         fail(f"{what} is not a tensor", expected="a torch.Tensor", found=describe(value))
+    return value
+
+
+def expect_plain_tensor(value, what: str):
+    """A `torch.Tensor` subclass can answer `is_leaf` or `.grad` with anything: accept only real tensors."""
+    expect_tensor(value, what)
+    if type(value) not in _PLAIN_TENSOR_TYPES:
+        fail(f"{what} is a {type(value).__name__}, a subclass of torch.Tensor",
+             expected="a plain torch.Tensor", found=f"an instance of {type(value).__qualname__}",
+             fix="return the tensor itself, not a subclass (no `.as_subclass(...)`, no custom Tensor classes)")
     return value
 
 

@@ -7,13 +7,20 @@ OS does not allow here is skipped and reported, never silently assumed (README "
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import re
 import resource
 import signal
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_REC, MS_PRIVATE, MS_RDONLY, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 0x1, 0x2, 0x4
+MS_NOEXEC, MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x8, 0x20, 0x400, 0x800, 0x200000
+# Per-mount options as /proc/self/mountinfo lists them; a read-only remount must keep them.
+MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+               "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 
@@ -26,6 +33,8 @@ RUN_UID_BASE = 200000
 PR_SET_NO_NEW_PRIVS = 38
 MS_BIND = 0x1000
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Host folders a run never needs: daemons' sockets (a connect() ignores read-only mounts) and locks.
+SYSTEM_HIDDEN = ("/run",)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -49,30 +58,62 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def run_ids() -> tuple[int, int] | None:
-    """The unprivileged user and group this run's student code gets (None: not root)."""
+def run_ids(pid: int | None = None) -> tuple[int, int] | None:
+    """The unprivileged user and group of the run whose child is `pid` (default: this process);
+    None when not root."""
     if not is_root():
         return None
-    uid = RUN_UID_BASE + os.getpid()
+    uid = RUN_UID_BASE + (pid or os.getpid())
     return uid, uid
 
 
+_private_mounts: list[int] = []  # pid that entered its own mount namespace (a fork does not inherit the fact)
+
+
 def enter_namespaces() -> list[str]:
-    """A private mount table (to hide folders) and an empty network (no interfaces up)."""
+    """A private mount table (to hide folders), an empty network (no interfaces up), and private
+    System V IPC and POSIX message queues (so no shared segment outlives a run or links two)."""
     notes = []
     if not is_root():
         return ["not running as root: no network or mount namespace; student code has the grader's network and file access"]
     try:
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
         # Mounts made from now on must never propagate back to the host.
         _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+        _private_mounts.append(os.getpid())
     except OSError as e:
         notes.append(f"namespaces unavailable ({e}); student code keeps network access")
     return notes
 
 
+def freeze_host_files() -> list[str]:
+    """Every mount read-only, in our namespace only: the private scratch folders mounted next are
+    then the only places a run can write (no /run/lock, no world-writable folder of the host, no
+    repository or output folder left writable by mistake)."""
+    _require_private_mounts()
+    notes = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        mounts = [line.split() for line in f]
+    for fields in mounts:
+        target = _unescape(fields[4])
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for option in fields[5].decode().split(","):
+            flags |= MOUNT_FLAGS.get(option, 0)
+        if _libc.mount(None, target, None, flags, None) != 0:
+            err = ctypes.get_errno()
+            if err != errno.ENOENT:  # a mount point that vanished or is hidden by another mount
+                notes.append(f"could not make {os.fsdecode(target)} read-only: {os.strerror(err)}")
+    return notes
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes (`\\040`)."""
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+
+
 def fresh_scratch(workdir: str, ids: tuple[int, int] | None) -> None:
     """Private, empty, size-bounded /tmp, /var/tmp and /dev/shm: nothing leaks between runs."""
+    _require_private_mounts()
     for path in SCRATCH_DIRS:
         if os.path.isdir(path):
             _check(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
@@ -89,6 +130,7 @@ def bridge_to(paths) -> None:
     installed with pyenv) is replaced, in our mount namespace only, by an empty tmpfs
     holding just the entries on the way, bind-mounted from the real folder.
     """
+    _require_private_mounts()
     blocked: dict[str, set[str]] = {}
     for path in {os.path.realpath(p) for p in paths if p and os.path.exists(p)}:
         parts = path.strip("/").split("/")
@@ -114,8 +156,21 @@ def bridge_to(paths) -> None:
             os.close(fd)
 
 
+def _require_private_mounts() -> None:
+    if not in_private_mount_namespace():
+        raise OSError("refusing to change mounts outside a private mount namespace")
+
+
+def in_private_mount_namespace() -> bool:
+    """True only in the process that made its own, non-propagating mount table."""
+    return os.getpid() in _private_mounts
+
+
 def hide_folders(paths) -> list[str]:
     """Mount an empty read-only tmpfs over each folder (only inside our mount namespace)."""
+    if not in_private_mount_namespace():
+        # Never mount anything in the host's table: it would hide the folders from everyone.
+        return [f"could not hide {p}: no private mount namespace" for p in paths if os.path.isdir(p)]
     notes = []
     for path in paths:
         if not os.path.isdir(path):
@@ -143,6 +198,51 @@ def _address_space_bytes() -> int:
         return int(f.read().split()[0]) * resource.getpagesize()
 
 
+def forget_initial_environment() -> None:
+    """Blank the environment block the worker was started with.
+
+    `os.environ.clear()` only unlinks the variables; their text (a CI token, a cloud key) stays
+    in the block the kernel set up at exec, where student code could read it back with ctypes.
+    Called after the environment was replaced, so nothing points into the block any more.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (stat fields 50, 51)
+    except (OSError, ValueError, IndexError):
+        return
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
+
+
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of a run's user at once: kill(-1) as that user.
+
+    The kernel walks the process list under a lock that fork() also needs, so no fork bomb
+    can add a process the signal misses. A helper process takes the user's identity (the
+    worker must stay root); a run's own kill(-1) can only end the helper, and then we retry.
+    """
+    for _ in range(5):
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover - runs in the helper
+            done = 1
+            try:
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # no process of that user left
+                done = 0
+            finally:
+                os._exit(done)
+        _, status = os.waitpid(helper, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return
+
+
 def drop_privileges(ids: tuple[int, int] | None) -> None:
     # No setuid program (su, sudo) can give privileges back.
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -158,6 +258,9 @@ def scrubbed_environment(workdir: str, threads: int) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": workdir,
+        # The run's user has no passwd entry: getpass.getuser() (torch's default cache folders) asks these first.
+        "USER": "student",
+        "LOGNAME": "student",
         "TMPDIR": workdir,
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": str(threads),

@@ -8,7 +8,8 @@ from .extract import MISSING_MESSAGE, ExerciseSource
 from .results import CRASHED, ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT, CheckResult, ExerciseResult
 
 STOPPED = "the grader stopped this exercise because {reason}"
-TAMPERING = "tampering detected: {what} {when}; the exercise scores 0"
+TAMPERING = "tampering detected: {what}; the exercise scores 0"
+FORGED = "something other than the grader wrote to its result channel ({details})"
 NOT_RUN = "not run: {why}"
 
 
@@ -63,13 +64,14 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
 
 
 def _verdict(outcome: dict) -> tuple[str, str | None]:
+    forged = list(outcome.get("forged") or ())
     if outcome.get("forged_lines"):
-        return ERROR, TAMPERING.format(what="something other than the grader wrote to its result channel", when="")
+        n = outcome["forged_lines"]
+        forged.insert(0, f"{n} line{'s' if n != 1 else ''} without the run's secret token")
+    if forged:
+        return ERROR, TAMPERING.format(what=FORGED.format(details="; ".join(forged[:3])))
     if outcome.get("tampering"):
-        t = outcome["tampering"]
-        what = ", ".join(f"`{name}`" for name in t["replaced"][:5]) or "the grader's results"
-        what = f"{what} {'was' if len(t['replaced']) == 1 else 'were'} replaced" if t["replaced"] else what
-        return ERROR, TAMPERING.format(what=what, when=t["when"])
+        return ERROR, TAMPERING.format(what=_tampered(outcome["tampering"]))
     if outcome["ended"] == "timeout":
         return TIMEOUT, STOPPED.format(reason=outcome["reason"])
     if outcome["ended"] == "crashed":
@@ -79,6 +81,17 @@ def _verdict(outcome: dict) -> tuple[str, str | None]:
     if outcome.get("load_error"):
         return ERROR, outcome["load_error"]
     return GRADED, None
+
+
+def _tampered(t: dict) -> str:
+    """"`torch.allclose` was replaced during the check `test_x`", "`sys.settrace` was called ..."."""
+    parts = []
+    for names, verb in ((t.get("replaced") or [], "replaced"), (t.get("called") or [], "called")):
+        if names:
+            shown = ", ".join(f"`{n}`" for n in names[:5])
+            shown += f" and {len(names) - 5} more" if len(names) > 5 else ""
+            parts.append(f"{shown} {'was' if len(names) == 1 else 'were'} {verb}")
+    return f"{' and '.join(parts) or 'the checks were interfered with'} {t.get('when', '')}".strip()
 
 
 def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> ExerciseResult:

@@ -8,6 +8,7 @@ itself: each job's child does, and the worker kills the child and all it started
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -33,7 +34,7 @@ def warm_up() -> None:
     import numpy  # noqa: F401
     import pytest  # noqa: F401
 
-    from . import _plugin, checks, integrity  # noqa: F401
+    from . import _plugin, checks, integrity, timing  # noqa: F401
 
     # The first optimizer step imports torch._dynamo (about 1 s): pay it here, once.
     model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
@@ -42,6 +43,10 @@ def warm_up() -> None:
     loss.backward()
     opt.step()
     torch.autograd.gradcheck(lambda x: (x * x).sum(), torch.randn(3, dtype=torch.float64, requires_grad=True))
+    # Everything imported so far lives as long as the worker: a child's garbage collections
+    # need not walk it (a full collection over torch took 0.5 s), nor touch its pages.
+    gc.collect()
+    gc.freeze()
 
 
 # -- the child: one run of student code -------------------------------------------------------
@@ -66,6 +71,7 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
     os.environ.update(sandbox.scrubbed_environment(workdir, threads))
     # Third-party pytest plugins have no business in a grading run.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    sandbox.forget_initial_environment()
     os.chdir(workdir)
     import torch
 
@@ -75,11 +81,14 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
         # Runs once the rubric is collected: from here on, only student-visible state.
         out = list(notes)
         ids = sandbox.run_ids()
+        hidden = list(job.get("private_dirs", ()))
         if ids is not None and not notes:
+            out += sandbox.freeze_host_files()
             sandbox.fresh_scratch(workdir, ids)
             os.chdir(workdir)
             sandbox.bridge_to([*sys.path, sys.prefix, sys.base_prefix, PACKAGE_PARENT])
-        out += sandbox.hide_folders(job.get("private_dirs", ()))
+            hidden += sandbox.SYSTEM_HIDDEN
+        out += sandbox.hide_folders(hidden)
         sandbox.set_limits(int(job.get("memory_mb", 4096)), float(job.get("cpu_s", 120)))
         sandbox.drop_privileges(ids)
         return out
@@ -89,7 +98,9 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
     plugin = _plugin.RubricPlugin(job, channel, close_sandbox)
     rubrics = job["rubrics"] if job.get("collect_only") else [job["rubric"]]
     args = [
+        # no:unraisableexception: its cleanup runs five full garbage collections (seconds with torch).
         *rubrics, "-q", "-s", "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+        "-p", "no:unraisableexception",
         "--noconftest", "--rootdir", workdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
         "-W", "ignore",
     ]
@@ -125,10 +136,11 @@ def run_job(job: dict) -> dict:
             os._exit(0)
     os.close(result_w)
     os.close(output_w)
+    watch = None
     try:
         watch = _watch(pid, result_r, output_r, started + timeout)
     finally:
-        _kill_descendants(pid)
+        _kill_descendants(pid, reaped=watch is not None)
         os.close(result_r)
         os.close(output_r)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -138,27 +150,32 @@ def run_job(job: dict) -> dict:
 
 
 def _watch(pid: int, result_r: int, output_r: int, deadline: float) -> dict:
-    """Read both pipes until the child is gone, or kill it at the deadline."""
+    """Read both pipes until the child is gone, or kill it at the deadline; the child is reaped on return."""
     sel = selectors.DefaultSelector()
     pidfd = os.pidfd_open(pid)
     for fd in (result_r, output_r, pidfd):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
     results, output, dropped = bytearray(), bytearray(), 0
-    status, timed_out, exited_at = None, False, None
+    status, timed_out, exited_at, killed = None, False, None, False
     open_pipes = {result_r, output_r}
     try:
         while True:
             now = time.monotonic()
-            if status is None and now >= deadline:
-                os.killpg(pid, signal.SIGKILL)
-                timed_out = True
+            if status is None and not timed_out and now >= deadline:
+                _kill_run(pid)
+                timed_out = killed = True
             if status is not None and (not open_pipes or now - exited_at > KILL_GRACE_S):
                 break  # pipes may be held open by something the child left behind
             wait = max(0.0, min(deadline - now, 0.5)) if status is None else KILL_GRACE_S
             for key, _ in sel.select(wait):
                 fd = key.fd
                 if fd == pidfd:
+                    # Whatever it started dies with it (so the pipes close now, not after the grace),
+                    # and before the reaping: until then its pid, group and user id stay its own.
+                    if not killed:
+                        _kill_run(pid)
+                        killed = True
                     _, status = os.waitpid(pid, 0)
                     exited_at = time.monotonic()
                     sel.unregister(pidfd)
@@ -184,12 +201,32 @@ def _watch(pid: int, result_r: int, output_r: int, deadline: float) -> dict:
             "output": output.decode("utf-8", "replace"), "dropped": dropped}
 
 
-def _kill_descendants(pid: int) -> None:
-    """Kill the child's group and every orphan it left (they were re-parented to us)."""
+def _kill_run(pid: int) -> None:
+    """Kill the child's process group and, as root, every process of the run's own user.
+
+    Only while the child is not yet reaped: afterwards its pid, and so its group and user id,
+    may already belong to another run.
+    """
+    from . import sandbox
+
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    ids = sandbox.run_ids(pid)
+    if ids is not None:
+        sandbox.kill_user(ids[0])
+
+
+def _kill_descendants(pid: int, reaped: bool) -> None:
+    """Kill and reap the whole run (unless _watch did), then every orphan it left (they were
+    re-parented to us, the subreaper; all are dead already where the run had a user of its own)."""
+    if not reaped:
+        _kill_run(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
     me = os.getpid()
     for _ in range(50):
         orphans = _children_of(me)
@@ -233,37 +270,30 @@ def _reap() -> None:
 
 
 def _interpret(watch: dict, token: str, timeout: float) -> dict:
-    """Turn what came over the private pipe, and how the child ended, into an outcome."""
+    """Turn what came over the private pipe, and how the child ended, into an outcome.
+
+    Only lines with the run's token count, and only in the order the plugin sends them: the
+    list of checks first (sent before any student code existed), each of those checks at most
+    once, nothing after "done". Anything else is recorded as forged (score.py: tampering).
+    """
     out = {"collected": None, "checks": [], "notes": [], "load_error": None, "crash": None,
-           "tampering": None, "done": False, "forged_lines": 0}
-    seen = set()
+           "tampering": None, "done": False, "forged_lines": 0, "forged": []}
+    expected, seen = set(), set()
     for line in watch["results"].splitlines():
         try:
             msg = json.loads(line)
         except ValueError:
             out["forged_lines"] += 1
             continue
-        if not isinstance(msg, dict) or not secrets.compare_digest(str(msg.get("token", "")), token):
+        if not isinstance(msg, dict) or not secrets.compare_digest(str(msg.get("token", "")).encode(), token.encode()):
             out["forged_lines"] += 1
             continue
-        kind = msg.get("kind")
-        if kind == "check":
-            if msg["id"] in seen:
-                out["tampering"] = out["tampering"] or {"replaced": [], "when": f"the result of `{msg['id']}` was sent twice"}
-                continue
-            seen.add(msg["id"])
-            out["checks"].append({k: msg[k] for k in ("id", "status", "message", "duration_s")})
-        elif kind == "collected":
-            out["collected"] = msg["checks"]
-            out["cuda"] = bool(msg.get("cuda"))
-        elif kind == "notes":
-            out["notes"] += [str(n) for n in msg["notes"]]
-        elif kind in ("load_error", "crash", "tampering"):
-            key = {"load_error": "load_error", "crash": "crash", "tampering": "tampering"}[kind]
-            out[key] = out[key] or ({"replaced": msg["replaced"], "when": msg["when"]} if kind == "tampering"
-                                    else msg.get("message") or msg.get("reason"))
-        elif kind == "done":
-            out["done"] = True
+        try:
+            problem = _take(out, msg, expected, seen)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            problem = f"a malformed `{str(msg.get('kind'))[:40]}` message"
+        if problem:
+            out["forged"].append(problem)
     out["output"] = watch["output"]
     out["output_dropped"] = watch["dropped"]
     status = watch["status"]
@@ -279,6 +309,41 @@ def _interpret(watch: dict, token: str, timeout: float) -> dict:
         out["ended"] = "crashed"
         out["reason"] = _describe_exit(status)
     return out
+
+
+def _take(out: dict, msg: dict, expected: set, seen: set) -> str | None:
+    """Record one genuine-looking message; return why it cannot be the plugin's, if it cannot."""
+    kind = msg.get("kind")
+    if out["done"]:
+        return f"a `{str(kind)[:40]}` message after the last check"
+    if kind == "check":
+        check_id = str(msg["id"])
+        if check_id not in expected:
+            return f"a result for `{check_id[:80]}`, which is not a check of this rubric"
+        if check_id in seen:
+            return f"a second result for `{check_id}`"
+        seen.add(check_id)
+        out["checks"].append({"id": check_id, "status": str(msg["status"]), "message": str(msg["message"]),
+                              "duration_s": float(msg["duration_s"])})
+    elif kind == "collected":
+        if out["collected"] is not None:
+            return "a second list of checks"
+        out["collected"] = [dict(c) for c in msg["checks"]]
+        expected.update(str(c["id"]) for c in out["collected"])
+        out["cuda"] = bool(msg.get("cuda"))
+    elif kind == "notes":
+        out["notes"] += [str(n) for n in msg["notes"]]
+    elif kind == "tampering":
+        out["tampering"] = out["tampering"] or {"replaced": [str(r) for r in msg["replaced"]],
+                                                "called": [str(c) for c in msg.get("called", ())],
+                                                "when": str(msg["when"])}
+    elif kind in ("load_error", "crash"):
+        out[kind] = out[kind] or str(msg.get("message") or msg.get("reason"))
+    elif kind == "done":
+        out["done"] = True
+    else:
+        return f"a message of an unknown kind `{str(kind)[:40]}`"
+    return None
 
 
 def _describe_exit(status: int | None) -> str:

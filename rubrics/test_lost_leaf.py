@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grader.checks import DEVICES, DTYPES, describe, expect_close, fail, grad_fn_name, need
+from grader.checks import DEVICES, DTYPES, describe, expect_close, expect_plain_tensor, fail, grad_fn_name, need
 
 LEAF_FIX = (
     "create the tensor where it should live, `torch.randn(5, device=device, dtype=dtype, requires_grad=True)`, "
@@ -17,8 +17,7 @@ def make(student, device, dtype):
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         fail("make_leaves must return two tensors (a, b)", expected="a tuple (a, b)", found=describe(out))
     for name, t in zip("ab", out):
-        if not torch.is_tensor(t):
-            fail(f"`{name}` is not a tensor", expected="a torch.Tensor", found=describe(t))
+        expect_plain_tensor(t, f"`{name}`")
     return out
 
 
