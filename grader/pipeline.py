@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .assignment import Assignment, Exercise
-from .errors import GraderCrash
+from .errors import ConfigError, GraderCrash
 from .extract import ExerciseSource, extract_exercises
 from .pool import WorkerPool
 from .read import read_submission
@@ -75,6 +75,10 @@ class Grader:
             for item in answer["collected"]:
                 catalog[item["rubric"].removeprefix("test_")].append(item)
             for ex_id, exercise in self.assignment.exercises.items():
+                if not catalog[ex_id]:
+                    # Usually the rubric failed to import: pytest's own report says why.
+                    raise ConfigError(f"{exercise.rubric}: no checks could be collected",
+                                      "run `pytest --collect-only` on it to see the error" + _tail(answer.get("output", "")))
                 validate_catalog(exercise, catalog[ex_id])
             self._catalog = catalog
         return self._catalog
