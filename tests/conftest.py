@@ -17,15 +17,21 @@ DOUBLE_OK = "def double(x):\n    return 2 * x"
 SQUARE_OK = "def square(x):\n    return x ** 2"
 
 
-def write_notebook(path: Path, cells: list[str], *, markdown: tuple[int, ...] = (), tags: dict[int, list[str]] | None = None,
-                   version: int = 4) -> Path:
-    """A real notebook: each string a code cell (or markdown, by index); `tags` by cell index."""
+def build_notebook(cells, *, markdown=(), tags: dict[int, list[str]] | None = None) -> nbformat.NotebookNode:
+    """Each string a code cell (or markdown, by index); `tags` by cell index."""
     nb = nbformat.v4.new_notebook()
     for i, source in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(source) if i in markdown else nbformat.v4.new_code_cell(source)
         if tags and i in tags:
             cell.metadata["tags"] = tags[i]
         nb.cells.append(cell)
+    return nb
+
+
+def write_notebook(path: Path, cells: list[str], *, markdown: tuple[int, ...] = (), tags: dict[int, list[str]] | None = None,
+                   version: int = 4) -> Path:
+    """A real notebook on disk (nbformat 4, or converted to an older `version`)."""
+    nb = build_notebook(cells, markdown=markdown, tags=tags)
     if version != 4:
         nb = nbformat.convert(nb, version)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,19 +6,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import build_notebook
 from grader.extract import exercise_id_of, extract_exercises, strip_magics
 
 LECTURE = Path(__file__).resolve().parents[2] / "shared" / "lecture" / "pytorch_introduction.ipynb"
 
 
 def nb(*cells, tags=None, markdown=()):
-    n = nbformat.v4.new_notebook()
-    for i, c in enumerate(cells):
-        cell = nbformat.v4.new_markdown_cell(c) if i in markdown else nbformat.v4.new_code_cell(c)
-        if tags and i in tags:
-            cell.metadata["tags"] = tags[i]
-        n.cells.append(cell)
-    return n
+    return build_notebook(cells, tags=tags, markdown=markdown)
 
 
 @pytest.mark.parametrize("first_line", [
