@@ -20,7 +20,7 @@ from .assignment import Assignment
 from .errors import ConfigError, did_you_mean
 from .results import FAILED, GRADED, PASSED, SKIPPED, SubmissionResult
 
-VARIANT_KEYS = {"description", "fails", "status"}
+VARIANT_KEYS = {"description", "fails", "status", "unjudged"}
 NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")  # measured numbers (timings, ratios) may differ
 
 
@@ -32,6 +32,7 @@ class Variant:
     description: str
     fails: frozenset[str] | None  # None: every check
     status: str = GRADED
+    unjudged: frozenset[str] = frozenset()  # checks whose outcome this variant does not pin (say why in its yml)
 
     @property
     def correct(self) -> bool:
@@ -68,14 +69,16 @@ def load_variants(folder: Path, assignment: Assignment) -> list[Variant]:
             key = sorted(unknown)[0]
             raise ConfigError(f"{spec_path}: unknown key '{key}'{did_you_mean(key, VARIANT_KEYS)}")
         fails = spec.get("fails", [])
+        unjudged = spec.get("unjudged", [])
         checks = assignment.exercises[exercise].checks
         if fails != "all":
-            for name in fails:
+            for name in [*fails, *unjudged]:
                 if name not in checks:
                     raise ConfigError(f"{spec_path}: fails: '{name}' is not a check of {exercise}"
                                       f"{did_you_mean(name, checks)}")
         variants.append(Variant(exercise, code.stem, code, str(spec.get("description", "")),
-                                None if fails == "all" else frozenset(fails), str(spec.get("status", GRADED))))
+                                None if fails == "all" else frozenset(fails), str(spec.get("status", GRADED)),
+                                frozenset(unjudged)))
     return variants
 
 
@@ -137,16 +140,17 @@ def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1
                                         ex.score == 0))
         else:
             ex = result.exercise(variant.exercise)
-            lost = lost_checks(result, variant.exercise)
+            lost = lost_checks(result, variant.exercise) - variant.unjudged
             every = {c.id.split("[", 1)[0] for c in ex.checks if c.status != SKIPPED}
-            expected = every if variant.fails is None else set(variant.fails)
+            expected = (every if variant.fails is None else set(variant.fails)) - variant.unjudged
             ok = lost == expected and ex.status == variant.status
             found = f"lost {_fmt(lost)}" + ("" if ex.status == GRADED else f" [{ex.status}]")
             if not ok and lost != expected:
                 extra, missed = lost - expected, expected - lost
                 found += (f"; also lost {_fmt(extra)}" if extra else "") + (f"; kept {_fmt(missed)}" if missed else "")
             want = ("full marks" if variant.correct else f"lose {_fmt(expected)}") + (
-                "" if variant.status == GRADED else f" [{variant.status}]")
+                "" if variant.status == GRADED else f" [{variant.status}]") + (
+                f" ({_fmt(variant.unjudged)} not judged)" if variant.unjudged else "")
             verdicts.append(Verdict(kind, variant.exercise, variant.name, want, found, ok))
         if repeat > 1:
             same = all(comparable(r) == comparable(result) for r in results[1:])
