@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,10 +58,15 @@ class Grader:
         self.hidden = tuple(hidden)
         self.pool = WorkerPool(self.jobs)
         self._catalog: dict[str, list[dict]] | None = None
+        self._catalog_lock = threading.Lock()  # concurrent grade() calls collect it once, not once each
         self.cuda = False
 
     def catalog(self) -> dict[str, list[dict]]:
         """The checks of every rubric, collected once (needed for missing or crashed exercises)."""
+        with self._catalog_lock:
+            return self._collect_catalog()
+
+    def _collect_catalog(self) -> dict[str, list[dict]]:
         if self._catalog is None:
             rubrics = [str(e.rubric) for e in self.assignment.exercises.values()]
             answer = self.pool.run({"collect_only": True, "rubrics": rubrics, "timeout_s": COLLECT_TIMEOUT_S})
