@@ -847,8 +847,8 @@ def summarize(manifest, floor, tg, nbg, probes, jobs, whatif=None, nohang=None) 
     wall = tg["wall_s"]
     lines = []
     add = lines.append
-    add(f"| quantity | value |")
-    add(f"| --- | --- |")
+    add("| quantity | value |")
+    add("| --- | --- |")
     add(f"| submissions x exercises | {n} x {len(manifest['exercises'])} ({', '.join(manifest['exercises'])}) |")
     add(f"| jobs (`--jobs`) | {jobs} |")
     add(f"| torchgrade batch wall (`grader grade --force`) | {wall:.1f} s (load {tg['load'][0]} -> {tg['load'][1]}) |")

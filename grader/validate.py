@@ -18,7 +18,7 @@ import yaml
 from .assign import make_student_notebook
 from .assignment import Assignment
 from .errors import ConfigError, did_you_mean
-from .results import FAILED, GRADED, PASSED, SKIPPED, SubmissionResult
+from .results import GRADED, PASSED, SKIPPED, SubmissionResult
 
 VARIANT_KEYS = {"description", "fails", "status", "unjudged"}
 NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")  # measured numbers (timings, ratios) may differ
@@ -172,7 +172,7 @@ def render_table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["validate", "load_variants", "render_table", "Verdict", "Variant", "FAILED"]
+__all__ = ["validate", "load_variants", "render_table", "Verdict", "Variant"]
 
 
 # -- mutation testing ---------------------------------------------------------------------------

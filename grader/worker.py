@@ -118,8 +118,6 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
 
 
 def run_job(job: dict) -> dict:
-    from . import sandbox
-
     started = time.monotonic()
     timeout = float(job.get("timeout_s", 60))
     workdir = tempfile.mkdtemp(prefix="torchgrade-run-")

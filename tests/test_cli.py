@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook, write_notebook
+from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
 
 
 def grader_cli(*args, cwd=None):

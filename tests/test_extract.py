@@ -1,6 +1,5 @@
 """Stage 2: which cells belong to which exercise, what other cells contribute, magics."""
 
-import json
 from pathlib import Path
 
 import nbformat
