@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import inspect  # noqa: F401 - watched: student code could patch what other modules take from it
+import operator
 import sys
 import time
 
@@ -47,12 +48,14 @@ WATCHED_CLASSES = (
 _id, _items, _vars, _callable, _reversed = id, dict.items, vars, callable, reversed
 _isinstance, _type, _sorted, _list, _tuple, _getattr = isinstance, type, sorted, list, tuple, getattr
 _type_dict, _type_mro = type.__dict__["__dict__"].__get__, type.__dict__["__mro__"].__get__
+_all, _is, _eq, _attrgetter, _len = all, operator.is_, operator.eq, operator.attrgetter, len
 _FunctionType = type(lambda: None)
-_DESCRIPTORS = (property, staticmethod, classmethod, type(builtins.len))
+_WATCHED_TYPES = (property, staticmethod, classmethod, type(builtins.len), type(sys))
 
 
 def _is_watched(value) -> bool:
-    return _callable(value) or _isinstance(value, _DESCRIPTORS)
+    # A module counts too: `rubric.torch = fake_torch` must not go unseen.
+    return _callable(value) or _isinstance(value, _WATCHED_TYPES)
 
 
 def _fingerprint(value):
@@ -65,37 +68,116 @@ def _fingerprint(value):
             _tuple(_id(_getattr(c, "cell_contents", None)) for c in cells))
 
 
+def _namespaces(extra_modules) -> list[tuple[str, object, object, bool]]:
+    """(name, owner, namespace, is_module) for every watched module, then every class of a watched MRO."""
+    spaces = []
+    modules = [(name, sys.modules.get(name)) for name in WATCHED_MODULES] + _list(extra_modules)
+    for name, module in modules:
+        if module is not None:
+            spaces.append((name, module, _vars(module), True))
+    for name, get in WATCHED_CLASSES:
+        klass = _class(get)
+        if klass is None:
+            continue
+        # What a static lookup would find: the first class in the MRO that defines the name
+        # (inspect.getattr_static per attribute made a snapshot 5 times slower).
+        for base in _reversed(_type_mro(klass)):
+            spaces.append((name, base, _type_dict(base), False))
+    return spaces
+
+
+def _watched_items(space, is_module: bool) -> list[tuple[str, object]]:
+    if not is_module:
+        return _list(space.items())
+    return [(attr, value) for attr, value in _list(space.items()) if _is_watched(value) and not attr.startswith("__")]
+
+
+def _entries(extra_modules) -> dict[str, object]:
+    """The full record: a fingerprint per watched name (later classes in an MRO win)."""
+    entries: dict[str, object] = {}
+    for name, _, space, is_module in _namespaces(extra_modules):
+        for attr, value in _watched_items(space, is_module):
+            entries[f"{name}.{attr}"] = _fingerprint(value)
+    return entries
+
+
+def _probes(extra_modules) -> tuple:
+    """Everything `_entries` depends on, as (same, getter, keys, objects) with, while nothing
+    was replaced, `same(getter(key), object)` for every pair, which `map` checks in C."""
+    probes, functions, seen = [], [], set()
+    for _, owner, space, is_module in _namespaces(extra_modules):
+        if _id(owner) in seen:  # `object` and `nn.Module` are in many MROs: probe each once
+            continue
+        seen.add(_id(owner))
+        items = _watched_items(space, is_module)
+        probes.append((_is, space.get, _tuple(a for a, _ in items), _tuple(v for _, v in items)))
+        if not is_module:  # a new name in a subclass hides the base's one
+            probes.append((_eq, _len, (space,), (_len(space),)))
+        functions += [v for _, v in items if _type(v) is _FunctionType]
+    names = _tuple(WATCHED_MODULES)
+    probes.append((_is, sys.modules.get, names, _tuple(map(sys.modules.get, names))))
+    getters = _tuple(get for _, get in WATCHED_CLASSES)
+    klasses = _tuple(map(_class, getters))
+    probes.append((_is, _class, getters, klasses))
+    present = _tuple(k for k in klasses if k is not None)
+    probes.append((_is, _type_mro, present, _tuple(map(_type_mro, present))))
+    for attr in ("__code__", "__defaults__", "__kwdefaults__"):
+        get = _attrgetter(attr)
+        probes.append((_is, get, _tuple(functions), _tuple(map(get, functions))))
+    cells = _tuple(c for f in functions for c in (f.__closure__ or ()))
+    probes.append((_is, _cell_contents, cells, _tuple(map(_cell_contents, cells))))
+    return _tuple(probes)
+
+
 class Snapshot:
-    def __init__(self, entries: dict[str, object], extra_modules: tuple = ()):
+    """The watched names' fingerprints, and a cheap way to tell that none of them moved.
+
+    `changed()` runs after every check, and its common answer is "nothing": the probes answer
+    that with identity comparisons in C. Only when some object differs are the fingerprints
+    taken again; they alone decide, and name what was replaced.
+    """
+
+    def __init__(self, entries: dict[str, object], extra_modules: tuple, probes: tuple):
         self.entries = entries
         self.extra_modules = extra_modules
+        self._probes = probes
 
     @classmethod
     def take(cls, extra_modules=()) -> "Snapshot":
         """`extra_modules`: (name, module) pairs watched besides WATCHED_MODULES, e.g. the rubric itself."""
-        entries: dict[str, object] = {}
-        modules = [(name, sys.modules.get(name)) for name in WATCHED_MODULES] + _list(extra_modules)
-        for name, module in modules:
-            if module is None:
-                continue
-            for attr, value in _list(_items(_vars(module))):
-                if _is_watched(value) and not attr.startswith("__"):
-                    entries[f"{name}.{attr}"] = _fingerprint(value)
-        for name, get in WATCHED_CLASSES:
-            try:
-                klass = get()
-            except (KeyError, AttributeError):
-                continue
-            # What a static lookup would find: the first class in the MRO that defines the name
-            # (inspect.getattr_static per attribute made a snapshot 5 times slower).
-            for base in _reversed(_type_mro(klass)):
-                for attr, value in _type_dict(base).items():
-                    entries[f"{name}.{attr}"] = _fingerprint(value)
-        return cls(entries, _tuple(extra_modules))
+        extra_modules = _tuple(extra_modules)
+        return cls(_entries(extra_modules), extra_modules, _probes(extra_modules))
+
+    def _untouched(self) -> bool:
+        for same, getter, keys, objects in self._probes:
+            if not _all(map(same, map(getter, keys), objects)):
+                return False
+        return True
 
     def changed(self) -> list[str]:
-        now = Snapshot.take(self.extra_modules).entries
-        return _sorted(key for key, ident in _items(self.entries) if now.get(key) != ident)
+        if self._untouched():
+            return []
+        now = _entries(self.extra_modules)
+        replaced = _sorted(key for key, ident in _items(self.entries) if now.get(key) != ident)
+        if not replaced:
+            # Something moved that the fingerprints do not cover (torch imported a submodule):
+            # what they approved is the new baseline of the probes.
+            self._probes = _probes(self.extra_modules)
+        return replaced
+
+
+def _class(get):
+    try:
+        return get()
+    except (KeyError, AttributeError):
+        return None
+
+
+_EMPTY_CELL = object()
+
+
+def _cell_contents(cell):
+    return _getattr(cell, "cell_contents", _EMPTY_CELL)
 
 
 # Keep these modules imported so the snapshot always sees them.

@@ -552,6 +552,16 @@ for module in list(sys.modules.values()):
         if name.startswith("test_") and callable(obj):
             obj.__code__ = (lambda *a, **k: None).__code__
 """ + TWICE_WRONG, "error", says="tampering detected"),
+    Attack("swaps_the_rubrics_torch_for_a_fake", "twice", """\
+import sys, types
+import torch as _torch
+fake = types.ModuleType("torch")
+fake.__dict__.update(vars(_torch))
+fake.arange = lambda *a, **k: _torch.zeros(4, dtype=_torch.float64)  # then x == 2 * x
+for module in list(sys.modules.values()):
+    if "test_" in (getattr(module, "__file__", "") or "") and hasattr(module, "torch"):
+        module.torch = fake
+""" + TWICE_WRONG, "error", says="`test_twice.torch`"),
     Attack("traces_the_checks_to_skip_fail", "lost_leaf",
            SKIP_FAIL_TRACER + "sys.settrace(_tracer)\n" + LOST_LEAF_BUGGY, "error", says="tampering detected"),
     Attack("traces_only_inside_a_check", "lost_leaf", SKIP_FAIL_TRACER + """\
