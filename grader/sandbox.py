@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import resource
+import shutil
 import signal
 
 CLONE_NEWNS = 0x00020000
@@ -216,6 +217,11 @@ def forget_initial_environment() -> None:
         ctypes.memset(start, 0, end - start)
 
 
+# The kill helper, started without copying the worker: fork() of a process holding torch
+# costs 10-15 ms, posix_spawn (vfork and exec) of these two small programs 2-3 ms.
+_SETPRIV, _SH = shutil.which("setpriv", path="/usr/bin:/bin"), shutil.which("sh", path="/usr/bin:/bin")
+
+
 def kill_user(uid: int) -> None:
     """SIGKILL every process of a run's user at once: kill(-1) as that user.
 
@@ -224,6 +230,15 @@ def kill_user(uid: int) -> None:
     worker must stay root); a run's own kill(-1) can only end the helper, and then we retry.
     """
     for _ in range(5):
+        if _SETPRIV and _SH:
+            helper = os.posix_spawn(_SETPRIV, [
+                "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                _SH, "-c", "kill -9 -1 2>/dev/null; exit 0"], {"PATH": "/usr/bin:/bin"})
+            _, status = os.waitpid(helper, 0)
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                return
+            if os.WIFSIGNALED(status):
+                continue  # the run killed the helper first: again
         helper = os.fork()
         if helper == 0:  # pragma: no cover - runs in the helper
             done = 1
