@@ -32,7 +32,7 @@ def warm_up() -> None:
 
     torch.set_num_threads(1)
     import numpy  # noqa: F401
-    import pytest  # noqa: F401
+    import pytest
 
     from . import _plugin, checks, integrity, timing  # noqa: F401
 
@@ -43,10 +43,26 @@ def warm_up() -> None:
     loss.backward()
     opt.step()
     torch.autograd.gradcheck(lambda x: (x * x).sum(), torch.randn(3, dtype=torch.float64, requires_grad=True))
+    # pytest loads its thirty-odd built-in plugins on the first run in a process: here, not in every child.
+    # Third-party plugins have no business in a grading run (the children set the same).
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    with tempfile.TemporaryDirectory(prefix="torchgrade-warm-") as empty:
+        pytest.main(pytest_args([empty], empty, collect_only=True))
     # Everything imported so far lives as long as the worker: a child's garbage collections
     # need not walk it (a full collection over torch took 0.5 s), nor touch its pages.
     gc.collect()
     gc.freeze()
+
+
+def pytest_args(rubrics: list[str], rootdir: str, collect_only: bool) -> list[str]:
+    args = [
+        # no:unraisableexception: its cleanup runs five full garbage collections (seconds with torch).
+        *rubrics, "-q", "-s", "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+        "-p", "no:unraisableexception",
+        "--noconftest", "--rootdir", rootdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
+        "-W", "ignore",
+    ]
+    return args + ["--collect-only"] if collect_only else args
 
 
 # -- the child: one run of student code -------------------------------------------------------
@@ -97,17 +113,8 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
 
     plugin = _plugin.RubricPlugin(job, channel, close_sandbox)
     rubrics = job["rubrics"] if job.get("collect_only") else [job["rubric"]]
-    args = [
-        # no:unraisableexception: its cleanup runs five full garbage collections (seconds with torch).
-        *rubrics, "-q", "-s", "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
-        "-p", "no:unraisableexception",
-        "--noconftest", "--rootdir", workdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
-        "-W", "ignore",
-    ]
-    if job.get("collect_only"):
-        args.append("--collect-only")
     try:
-        pytest.main(args, plugins=[plugin])
+        pytest.main(pytest_args(rubrics, workdir, bool(job.get("collect_only"))), plugins=[plugin])
     except BaseException as e:  # noqa: BLE001
         channel.send("crash", reason=f"{type(e).__name__} escaped the checks: {e}"[:500])
     sys.stdout.flush()
