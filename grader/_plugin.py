@@ -85,39 +85,71 @@ def describe_exception(exc: BaseException, doing: str) -> str:
 
 
 class RubricPlugin:
-    def __init__(self, job: dict, channel: Channel, close_sandbox):
-        self.job = job
-        self.channel = channel
-        self.close_sandbox = close_sandbox
+    """Lives in the warm worker's pytest session, collects the rubrics there once, and in each
+    forked child runs one rubric's checks against that run's student module (`run`).
+
+    Everything pytest does before the first check (configuration, plugins, importing the
+    rubrics, the integrity snapshot) is paid once per worker, not once per run.
+    """
+
+    def __init__(self):
+        self.job: dict = {}
+        self.channel: Channel | None = None
+        self.items: list = []
+        self.by_rubric: dict[str, list] = {}  # real path of a rubric -> its checks
+        self.collection_errors: list[str] = []
         self.module: types.ModuleType | None = None
         self.integrity: integrity.Snapshot | None = None
         self.outcomes: dict[str, dict] = {}
         self.running = "?"
 
-    # -- collection, then the sandbox closes and the student's code is loaded --------------
+    # -- in the worker: collection, once --------------------------------------------------------
 
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "needs_cuda: the check needs a CUDA device")
 
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}:\n{report.longreprtext}")
+
     def pytest_collection_finish(self, session):
-        items = [
-            {
-                "rubric": item.path.stem,
-                "id": item.name,
-                "name": _first_line(item.function.__doc__) or item.name,
-                "needs_cuda": item.get_closest_marker("needs_cuda") is not None,
-            }
-            for item in session.items
-        ]
-        self.channel.send("collected", checks=items, cuda=checks.cuda_available())
-        if self.job.get("collect_only"):
-            return
-        self.channel.send("notes", notes=self.close_sandbox())
-        seed_everything(self.job.get("seed", 0))
-        rubrics = {item.module.__name__: item.module for item in session.items if _getattr(item, "module", None)}
+        self.items = list(session.items)
+        for item in self.items:
+            self.by_rubric.setdefault(os.path.realpath(item.path), []).append(item)
+        rubrics = {item.module.__name__: item.module for item in self.items if _getattr(item, "module", None)}
+        # Before any student code exists; every child inherits it.
         self.integrity = integrity.Snapshot.take(tuple(rubrics.items()))
-        _forbid_tracing(self.channel)
+
+    # -- in a child: one run -------------------------------------------------------------------
+
+    def run(self, job: dict, channel: Channel, close_sandbox) -> None:
+        """Report the checks, close the sandbox, load the student's code, run the checks."""
+        self.job, self.channel = job, channel
+        items = self.items if job.get("collect_only") else self.by_rubric.get(os.path.realpath(job["rubric"]), [])
+        cuda = checks.cuda_available()
+        channel.send("collected", checks=[_describe(item) for item in items], cuda=cuda)
+        if job.get("collect_only"):
+            print("\n".join(self.collection_errors))
+            channel.send("done")
+            return
+        channel.send("notes", notes=close_sandbox())
+        seed_everything(job.get("seed", 0))
+        _forbid_tracing(channel)
         self.module = self._load_student()
+        if not cuda:  # reported as pytest would, without its per-check protocol around a skip
+            for item in items:
+                if item.get_closest_marker("needs_cuda"):
+                    channel.send("check", id=item.name, status="skipped", message=checks.NO_CUDA_REASON, duration_s=0.0)
+            items = [item for item in items if not item.get_closest_marker("needs_cuda")]
+        try:
+            for i, item in enumerate(items):
+                item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+        except (KeyboardInterrupt, pytest.exit.Exception) as e:
+            # pytest lets these through every check (a session would stop): the run crashed.
+            self._verify_integrity(f"during the check `{self.running}`")
+            self._crash(f"{type(e).__name__} raised during the check `{self.running}`")
+        self._verify_integrity("after the last check")
+        channel.send("done")
 
     def _load_student(self) -> types.ModuleType:
         module = types.ModuleType(STUDENT_MODULE)
@@ -181,21 +213,10 @@ class RubricPlugin:
     def pytest_runtest_logstart(self, nodeid, location):
         self.running = nodeid.rsplit("::", 1)[-1]
 
-    def pytest_keyboard_interrupt(self, excinfo):
-        """pytest stops the whole session on KeyboardInterrupt and pytest.exit(): the run crashed."""
-        if self.module is not None:
-            self._verify_integrity(f"during the check `{self.running}`")
-            self._crash(f"{excinfo.typename} raised during the check `{self.running}`")
-
     def pytest_runtest_logfinish(self, nodeid, location):
         record = self.outcomes.pop(nodeid, None)
         if record is not None:
             self.channel.send("check", **record)
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        if not self.job.get("collect_only"):
-            self._verify_integrity("after the last check")
-        self.channel.send("done", exitstatus=int(exitstatus))
 
     def _verify_integrity(self, when: str) -> None:
         if self.integrity is None:
@@ -235,6 +256,15 @@ def _judge(excinfo, when: str) -> dict:
         return {"status": "failed", "message": ("Check failed: " + text)[:MAX_MESSAGE]}
     doing = "while the check ran" if when == "call" else "while the check was prepared"
     return {"status": "error", "message": describe_exception(exc, doing)[:MAX_MESSAGE]}
+
+
+def _describe(item) -> dict:
+    return {
+        "rubric": item.path.stem,
+        "id": item.name,
+        "name": _first_line(item.function.__doc__) or item.name,
+        "needs_cuda": item.get_closest_marker("needs_cuda") is not None,
+    }
 
 
 def _first_line(doc: str | None) -> str:

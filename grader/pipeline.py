@@ -56,7 +56,7 @@ class Grader:
         self.jobs = jobs or os.cpu_count() or 1
         self.threads = threads or assignment.cpu_threads
         self.hidden = tuple(hidden)
-        self.pool = WorkerPool(self.jobs)
+        self.pool = WorkerPool(self.jobs, [str(e.rubric) for e in assignment.exercises.values()])
         self._catalog: dict[str, list[dict]] | None = None
         self._catalog_lock = threading.Lock()  # concurrent grade() calls collect it once, not once each
         self.cuda = False
@@ -68,8 +68,7 @@ class Grader:
 
     def _collect_catalog(self) -> dict[str, list[dict]]:
         if self._catalog is None:
-            rubrics = [str(e.rubric) for e in self.assignment.exercises.values()]
-            answer = self.pool.run({"collect_only": True, "rubrics": rubrics, "timeout_s": COLLECT_TIMEOUT_S})
+            answer = self.pool.run({"collect_only": True, "timeout_s": COLLECT_TIMEOUT_S})
             if answer.get("worker_error") or answer.get("collected") is None:
                 raise GraderCrash(
                     f"could not collect the rubrics in {self.assignment.rubrics_dir}: "

@@ -21,12 +21,12 @@ WORKER_SLACK_S = 30
 
 
 class Worker:
-    def __init__(self):
+    def __init__(self, rubrics: list[str]):
         env = dict(os.environ)
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         debug = os.environ.get("TORCHGRADE_DEBUG")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker"],
+            [sys.executable, "-m", "grader.worker", *rubrics],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL,
             env=env, text=True, bufsize=1,
         )
@@ -70,10 +70,11 @@ class Worker:
 
 
 class WorkerPool:
-    """`size` warm workers; `run` blocks until one is free. Thread-safe."""
+    """`size` warm workers, each with `rubrics` collected; `run` blocks until one is free. Thread-safe."""
 
-    def __init__(self, size: int = 1):
+    def __init__(self, size: int, rubrics: list[str]):
         self.size = max(1, size)
+        self.rubrics = list(rubrics)
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
@@ -84,7 +85,7 @@ class WorkerPool:
             self._add()
 
     def _add(self) -> None:
-        w = self._spawner.submit(Worker).result()
+        w = self._spawner.submit(Worker, self.rubrics).result()
         with self._lock:
             self._workers.append(w)
         self._idle.put(w)

@@ -2,8 +2,10 @@
 
 The worker imports torch, pytest and the rubric helpers once (SPEC "Scale"), warms them up
 with one intra-op thread (a fork after multi-threaded OpenMP work can deadlock), never
-touches CUDA, and then serves jobs read as JSON lines on stdin. It runs no student code
-itself: each job's child does, and the worker kills the child and all it started.
+touches CUDA, and collects the rubrics in a pytest session of its own. Where that session
+would run the checks, it serves jobs read as JSON lines on stdin: each job's child inherits
+the collected session and runs just its rubric's checks. The worker runs no student code
+itself, and kills each child and all it started.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 # Must precede the torch import: is_available() then asks NVML, not the CUDA driver.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
@@ -32,7 +36,6 @@ def warm_up() -> None:
 
     torch.set_num_threads(1)
     import numpy  # noqa: F401
-    import pytest
 
     from . import _plugin, checks, integrity, timing  # noqa: F401
 
@@ -43,26 +46,18 @@ def warm_up() -> None:
     loss.backward()
     opt.step()
     torch.autograd.gradcheck(lambda x: (x * x).sum(), torch.randn(3, dtype=torch.float64, requires_grad=True))
-    # pytest loads its thirty-odd built-in plugins on the first run in a process: here, not in every child.
-    # Third-party plugins have no business in a grading run (the children set the same).
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    with tempfile.TemporaryDirectory(prefix="torchgrade-warm-") as empty:
-        pytest.main(pytest_args([empty], empty, collect_only=True))
-    # Everything imported so far lives as long as the worker: a child's garbage collections
-    # need not walk it (a full collection over torch took 0.5 s), nor touch its pages.
-    gc.collect()
-    gc.freeze()
 
 
-def pytest_args(rubrics: list[str], rootdir: str, collect_only: bool) -> list[str]:
-    args = [
-        # no:unraisableexception: its cleanup runs five full garbage collections (seconds with torch).
+def pytest_args(rubrics: list[str], rootdir: str) -> list[str]:
+    return [
         *rubrics, "-q", "-s", "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+        # Its cleanup runs five full garbage collections (seconds with torch).
         "-p", "no:unraisableexception",
+        # It would keep a duplicate of the worker's stderr that each child then closes.
+        "-p", "no:faulthandler",
         "--noconftest", "--rootdir", rootdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
         "-W", "ignore",
     ]
-    return args + ["--collect-only"] if collect_only else args
 
 
 # -- the child: one run of student code -------------------------------------------------------
@@ -70,6 +65,8 @@ def pytest_args(rubrics: list[str], rootdir: str, collect_only: bool) -> list[st
 
 def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: str) -> None:
     from . import _plugin, sandbox
+
+    plugin = _SERVER.plugin
 
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -85,8 +82,6 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
     threads = int(job.get("threads", 1))
     os.environ.clear()
     os.environ.update(sandbox.scrubbed_environment(workdir, threads))
-    # Third-party pytest plugins have no business in a grading run.
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     sandbox.forget_initial_environment()
     os.chdir(workdir)
     import torch
@@ -94,7 +89,7 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
     torch.set_num_threads(threads)
 
     def close_sandbox() -> list[str]:
-        # Runs once the rubric is collected: from here on, only student-visible state.
+        # Runs once the checks are reported: from here on, only student-visible state.
         out = list(notes)
         ids = sandbox.run_ids()
         hidden = list(job.get("private_dirs", ()))
@@ -109,12 +104,8 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
         sandbox.drop_privileges(ids)
         return out
 
-    import pytest
-
-    plugin = _plugin.RubricPlugin(job, channel, close_sandbox)
-    rubrics = job["rubrics"] if job.get("collect_only") else [job["rubric"]]
     try:
-        pytest.main(pytest_args(rubrics, workdir, bool(job.get("collect_only"))), plugins=[plugin])
+        plugin.run(job, channel, close_sandbox)
     except BaseException as e:  # noqa: BLE001
         channel.send("crash", reason=f"{type(e).__name__} escaped the checks: {e}"[:500])
     sys.stdout.flush()
@@ -365,8 +356,42 @@ def _describe_exit(status: int | None) -> str:
     return f"the process exited (exit code {os.WEXITSTATUS(status)}) before the checks finished, e.g. by os._exit()"
 
 
-def serve() -> None:
-    """Read jobs as JSON lines on stdin, answer each with one JSON line on stdout."""
+class _Server:
+    """The worker's pytest session: it collects the rubrics once, then, where pytest would
+    run the checks, serves jobs (JSON lines on stdin, one answer line each) until stdin ends."""
+
+    def __init__(self, channel_out):
+        from . import _plugin
+
+        self.channel_out = channel_out
+        self.plugin = _plugin.RubricPlugin()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        from . import sandbox
+
+        # Everything imported so far lives as long as the worker: a child's garbage collections
+        # need not walk it (a full collection over torch took 0.5 s), nor touch its pages.
+        gc.collect()
+        gc.freeze()
+        sandbox.set_subreaper()
+        self.channel_out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+        for line in sys.stdin:
+            job = json.loads(line)
+            try:
+                answer = run_job(job)
+            except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
+                answer = {"worker_error": f"{type(e).__name__}: {e}"}
+            self.channel_out.write(json.dumps(answer) + "\n")
+        return True
+
+
+_SERVER: _Server | None = None
+
+
+def serve(rubrics: list[str]) -> None:
+    """Warm up, collect `rubrics` in this process's pytest session, then serve jobs from stdin."""
+    global _SERVER
     from . import sandbox
 
     channel_out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -374,16 +399,12 @@ def serve() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     sandbox.die_with_parent()
     warm_up()
-    sandbox.set_subreaper()
-    channel_out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
-    for line in sys.stdin:
-        job = json.loads(line)
-        try:
-            answer = run_job(job)
-        except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
-            answer = {"worker_error": f"{type(e).__name__}: {e}"}
-        channel_out.write(json.dumps(answer) + "\n")
+    # Third-party pytest plugins have no business in a grading run.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    _SERVER = _Server(channel_out)
+    with tempfile.TemporaryDirectory(prefix="torchgrade-worker-") as rootdir:
+        pytest.main(pytest_args(rubrics, rootdir), plugins=[_SERVER.plugin, _SERVER])
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1:])
