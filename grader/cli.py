@@ -34,7 +34,8 @@ def cmd_check(args) -> int:
         raise ConfigError(f"no exercise '{args.exercise}' in {assignment.name}"
                           f"{did_you_mean(args.exercise, assignment.exercises)}",
                           f"the exercises are: {', '.join(assignment.exercises)}")
-    jobs = args.jobs or min(os.cpu_count() or 1, 2)
+    # One exercise runs on one worker: a second would only compete with it while starting.
+    jobs = args.jobs or (1 if args.exercise else min(os.cpu_count() or 1, 2))
     try:
         read_submission(args.notebook)  # an unusable file is answered before any worker starts
         with Grader(assignment, jobs=jobs) as grader:
