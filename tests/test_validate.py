@@ -93,3 +93,20 @@ def test_mutants_cover_the_operators():
         assert op in ops, op
     # Nothing outside the solution region is mutated.
     assert all(m.line >= 4 for m in make_mutants(src, "e"))
+
+
+def test_determinism_ignores_what_a_variant_leaves_unjudged_and_measured_numbers():
+    from grader.results import CheckResult, ExerciseResult, SubmissionResult
+    from grader.validate import comparable
+
+    def result(speed_status: str, ratio: str) -> SubmissionResult:
+        checks = (CheckResult("test_no_pdist", "no pdist", "passed", 3.0, 3.0),
+                  CheckResult("test_faster_than_pdist", "faster", speed_status, 5.0 if speed_status == "passed" else 0.0,
+                              5.0, f"measured {ratio}x"))
+        ex = ExerciseResult("beat_pdist", sum(c.score for c in checks), 8.0, "graded", checks=checks)
+        return SubmissionResult("s.ipynb", "0", "a", "v", "t", ("cpu",), ex.score, 8.0, 1.0, exercises=(ex,))
+
+    near_threshold = frozenset({"test_faster_than_pdist"})
+    assert comparable(result("passed", "1.30")) == comparable(result("passed", "1.41"))  # numbers masked
+    assert comparable(result("passed", "1.30")) != comparable(result("failed", "1.10"))
+    assert comparable(result("passed", "1.30"), near_threshold) == comparable(result("failed", "1.10"), near_threshold)
