@@ -232,12 +232,14 @@ def score_of(exercise, checks: dict) -> tuple[float, float]:
     return score, max_score
 
 
-def floor_main(manifest_path: Path, out_path: Path, repeat: int = 1) -> None:
+def floor_main(manifest_path: Path, out_path: Path, repeat: int = 1, part: int = 0, parts: int = 1) -> None:
     """Runs in a process of its own (`_floor`): torch imported and warmed once, then every exercise of
-    every submission, timed. stdout is silenced (pytest's progress dots); results go to out_path."""
+    every submission (with `parts` > 1: of every `parts`-th submission from the `part`-th on), timed.
+    stdout is silenced (pytest's progress dots); results go to out_path."""
     from grader.assignment import load_assignment
 
     manifest = json.loads(manifest_path.read_text())
+    manifest["students"] = {s: plan for i, (s, plan) in enumerate(manifest["students"].items()) if i % parts == part}
     assignment = load_assignment(manifest["rubrics"])
     threads = assignment.cpu_threads
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
@@ -288,13 +290,20 @@ def floor_main(manifest_path: Path, out_path: Path, repeat: int = 1) -> None:
                                     "rows": rows}, indent=1))
 
 
-def run_floor(work: Path, repeat: int = 1) -> dict:
-    out = work / "floor.json"
+def run_floor(work: Path, repeat: int = 1, parts: int = 1) -> dict:
+    """The floor process; with `parts` > 1, that many floor processes at once, each a share of the class
+    (what the rubrics' own compute costs when `parts` of them share the machine, as a grader's jobs do)."""
+    outs = [work / ("floor.json" if parts == 1 else f"floor-{parts}x-{k}.json") for k in range(parts)]
     before = load()
     cpu0, t0 = children_cpu(), time.perf_counter()
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "_floor", str(work / "class.json"), str(out),
-                    str(repeat)], check=True)
-    data = json.loads(out.read_text())
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_floor", str(work / "class.json"),
+                               str(out), str(repeat), str(k), str(parts)]) for k, out in enumerate(outs)]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a floor process failed")
+    parts_data = [json.loads(out.read_text()) for out in outs]
+    order = {s: i for i, s in enumerate(json.loads((work / "class.json").read_text())["students"])}
+    data = dict(parts_data[0])
+    data["rows"] = sorted((r for d in parts_data for r in d["rows"]), key=lambda r: order[r["student"]])
     data["process_wall_s"] = time.perf_counter() - t0
     data["process_cpu_s"] = children_cpu() - cpu0
     data["load"] = [before, load()]
@@ -304,69 +313,17 @@ def run_floor(work: Path, repeat: int = 1) -> dict:
 # -- 3. torchgrade ------------------------------------------------------------------------------------
 
 
-WHATIF_SHIM = r'''
-"""bench/batch_bench.py --what-if: the suggested fixes, applied by monkeypatching (grader/ is unchanged).
-Loaded as sitecustomize by every Python process of the run (PYTHONPATH), active only with
-TORCHGRADE_BENCH_WHATIF=1."""
-import os
-
-if os.environ.get("TORCHGRADE_BENCH_WHATIF") == "1":
-    import gc
-    import threading
-
-    import pytest
-
-    _main = pytest.main
-
-    def _main_without_gc(args=None, plugins=None):
-        # fix 1: no end-of-session gc.collect() x5 in the sandboxed child
-        return _main([*(args or []), "-p", "no:unraisableexception"], plugins=plugins)
-
-    pytest.main = _main_without_gc
-
-    from grader import sandbox
-
-    _subreaper = sandbox.set_subreaper
-
-    def _freeze_then_subreaper():
-        # fix 2: serve() calls this right after warm_up(): freeze the warm heap before any fork
-        gc.freeze()
-        return _subreaper()
-
-    sandbox.set_subreaper = _freeze_then_subreaper
-
-    from grader import pipeline
-
-    _catalog = pipeline.Grader.catalog
-    _lock = threading.Lock()
-
-    def _catalog_once(self):
-        # fix 3: the batch's threads must not each run the collection job
-        with _lock:
-            return _catalog(self)
-
-    pipeline.Grader.catalog = _catalog_once
-'''
-
-
-def run_torchgrade(work: Path, jobs: int, rubrics: str | None, what_if: bool = False,
-                   class_dir: Path | None = None, name: str | None = None) -> dict:
-    out = work / (name or ("torchgrade-whatif" if what_if else "torchgrade"))
+def run_torchgrade(work: Path, jobs: int, rubrics: str | None, class_dir: Path | None = None,
+                   name: str = "torchgrade") -> dict:
+    out = work / name
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ)
-    if what_if:
-        shim = work / "whatif-shim"
-        shim.mkdir(parents=True, exist_ok=True)
-        (shim / "sitecustomize.py").write_text(WHATIF_SHIM)
-        env["PYTHONPATH"] = str(shim) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env["TORCHGRADE_BENCH_WHATIF"] = "1"
     cmd = ["grader", "grade", str(class_dir or work / "class"), "--out", str(out), "--jobs", str(jobs), "--force"]
     if rubrics:
         cmd += ["--rubrics", rubrics]
     before = load()
     start_epoch = time.time()
     cpu0, t0 = children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     cpu = children_cpu() - cpu0
     if proc.returncode != 0:
@@ -606,72 +563,16 @@ def stage_probes(work: Path, assignment, torchgrade: dict, jobs: int) -> dict:
     return probes
 
 
-def make_null_assignment(work: Path):
-    from grader.assignment import load_assignment
-
-    root = work / "trivial-assignment"
-    shutil.rmtree(root, ignore_errors=True)
-    rub = root / "rubrics"
-    rub.mkdir(parents=True, exist_ok=True)
-    (rub / "trivial.yml").write_text("assignment: trivial\nexercises:\n  trivial:\n    timeout_s: 30\n"
-                                  "    checks:\n      test_defined: 1\n")
-    (rub / "test_trivial.py").write_text("def test_defined(student):\n    assert student.x == 1\n")
-    return load_assignment(rub)
-
-
-# -- 5b. one sandboxed exercise run, taken apart (monkeypatched timers; grader/ itself is not changed) --------
+# -- 5b. one sandboxed exercise run, taken apart (timers monkeypatched here only; grader/ is unchanged) -----
 
 STAMP = "@@T"
-PARENT_STAMPS: list[tuple[str, float, float]] = []
-_PROBE_PID = [0]
-
-
-def _stamped(module, name: str, label: str | None = None) -> None:
-    """Wrap module.name so that each call prints `@@T label start end` (monotonic, system-wide) on fd 2,
-    which in the sandboxed child is the captured output pipe the worker returns."""
-    fn = getattr(module, name, None)
-    if fn is None or getattr(fn, "_stamped", False):
-        return
-
-    def wrapper(*a, **k):
-        t0 = time.monotonic()
-        try:
-            return fn(*a, **k)
-        finally:
-            if os.getpid() == _PROBE_PID[0]:
-                PARENT_STAMPS.append((label or name, t0, time.monotonic()))
-            else:
-                os.write(2, f"{STAMP} {label or name} {t0:.6f} {time.monotonic():.6f}\n".encode())
-
-    wrapper._stamped = True
-    setattr(module, name, wrapper)
-
-
-class _PytestStamps:
-    def __init__(self):
-        self.t = {}
-
-    def pytest_sessionstart(self, session):
-        self.t["sessionstart"] = time.monotonic()
-
-    def pytest_collection_finish(self, session):
-        self.t["collected"] = time.monotonic()
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtestloop(self, session):
-        self.t["loop_start"] = time.monotonic()
-        yield
-        self.t["loop_end"] = time.monotonic()
-
-    def pytest_sessionfinish(self, session):
-        self.t["sessionfinish"] = time.monotonic()
-        os.write(2, (STAMP + " pytest " + json.dumps(self.t) + "\n").encode())
 
 
 def job_probe_main(out_path: Path, runs: int) -> None:
-    """Runs as its own process: warms up like a grader worker, then runs the worker's own `run_job`
-    (fork + sandbox + pytest + kill) on lost_leaf and on a trivial rubric, under four configurations."""
-    import gc
+    """Runs as its own process, set up as a grader worker is (the warm-up, then the rubrics collected in a
+    pytest session of its own), but instead of serving jobs from stdin it calls `grader.worker.run_job`
+    (fork, sandbox, checks, kill) on each exercise of one correct submission, `runs` times; for
+    SINGLE_EXERCISE it also times the steps of a run with timers wrapped around them."""
     import resource
 
     from grader import _plugin, integrity, sandbox, worker
@@ -679,126 +580,118 @@ def job_probe_main(out_path: Path, runs: int) -> None:
     from grader.extract import extract_exercises
     from grader.pipeline import run_job as make_job
 
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    worker.warm_up()
-    sandbox.set_subreaper()
-    _PROBE_PID[0] = os.getpid()
-    work = out_path.parent
     assignment = load_assignment()
-    null = make_null_assignment(work)
-    name, code = variants_of(SINGLE_EXERCISE)[0][0]
-    nb = notebook(["import torch", f"# exercise: {SINGLE_EXERCISE}\n{code}", "# exercise: trivial\nx = 1\n"])
-    jobs = {}
-    for a, ex_id in ((assignment, SINGLE_EXERCISE), (null, "trivial")):
-        src = extract_exercises(nb, [ex_id])[0][ex_id]
-        jobs[ex_id] = make_job(a.exercises[ex_id], src, a, a.cpu_threads)
-    for mod, names in ((sandbox, ["enter_namespaces", "forget_initial_environment", "freeze_host_files",
-                                  "fresh_scratch", "bridge_to", "hide_folders", "set_limits", "drop_privileges"]),
-                       (_plugin.RubricPlugin, ["_load_student"]),
-                       (_plugin, ["seed_everything"]),
-                       (_plugin.Channel, ["send"]),
-                       (integrity.Snapshot, ["changed"]),
-                       (worker, ["_watch", "_kill_descendants", "_interpret"])):
-        for n in names:
-            _stamped(mod, n)
-    real_main = pytest.main
-    drop_no_unraisable = [False]
+    cells = ["import torch"] + [f"# exercise: {ex_id}\n{variants_of(ex_id)[0][0][1]}" for ex_id in assignment.exercises]
+    sources = extract_exercises(notebook(cells), assignment.exercises)[0]
+    jobs = {ex_id: make_job(ex, sources[ex_id], assignment, assignment.cpu_threads)
+            for ex_id, ex in assignment.exercises.items()}
 
-    def main_with_stamps(args, plugins=None):
-        args = list(args)
-        if drop_no_unraisable[0]:  # put pytest's end-of-session gc.collect() x5 back
-            while "no:unraisableexception" in args:
-                i = args.index("no:unraisableexception")
-                del args[i - 1:i + 1]
+    def stamp(label: str) -> None:  # in the child, fd 2 is the captured output the worker hands back
+        os.write(2, f"{STAMP} {label} {time.monotonic():.6f}\n".encode())
+
+    def stamped(owner, name: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            stamp(name + ">")
+            try:
+                return real(*a, **k)
+            finally:
+                stamp(name + "<")
+
+        setattr(owner, name, wrapper)
+
+    for name in ("enter_namespaces", "freeze_host_files", "drop_privileges"):
+        stamped(sandbox, name)
+    for name in ("run", "_load_student"):
+        stamped(_plugin.RubricPlugin, name)
+    real_changed = integrity.Snapshot.changed
+
+    def changed(self):
         t0 = time.monotonic()
         try:
-            return real_main(args, plugins=[*(plugins or []), _PytestStamps()])
+            return real_changed(self)
         finally:
-            os.write(2, f"{STAMP} pytest.main {t0:.6f} {time.monotonic():.6f}\n".encode())
+            os.write(2, f"{STAMP} integrity+ {time.monotonic() - t0:.6f}\n".encode())
 
-    pytest.main = main_with_stamps
-    results = {}
-    in_tree = fixes_in_tree()
-    # Each fix the tree already has is taken out again (and vice versa) to price it.
-    configs = [("tree as is", False, in_tree["freeze"]),
-               ("without -p no:unraisableexception (pytest's gc.collect x5)", True, in_tree["freeze"]),
-               ("without gc.freeze() in the worker", False, False),
-               ("neither fix", True, False)]
-    if not in_tree["no_unraisable"]:
-        configs = [c for c in configs if not c[1]]  # the tree's args lack it: nothing to take out
-    for label, no_unraisable_off, freeze in configs:
-        drop_no_unraisable[0] = no_unraisable_off
-        gc.unfreeze()
-        if freeze:
+    integrity.Snapshot.changed = changed
+    watch_returned = [0.0]
+    real_watch = worker._watch
+
+    def watch(*a, **k):
+        try:
+            return real_watch(*a, **k)
+        finally:
+            watch_returned[0] = time.monotonic()
+
+    worker._watch = watch
+
+    def children_cpu_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    class Probe(worker._Server):
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtestloop(self, session):
+            import gc
+
             gc.collect()
             gc.freeze()
-        for ex_id, job in jobs.items():
-            rows = []
-            for _ in range(runs):
-                cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                PARENT_STAMPS.clear()
-                t0 = time.monotonic()
-                outcome = worker.run_job(job)
-                wall = time.monotonic() - t0
-                cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                rows.append({"wall_s": wall, "cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
-                             "checks_s": sum(c["duration_s"] for c in outcome["checks"]),
-                             "phases": _phases(outcome.get("output", ""), t0, PARENT_STAMPS, wall),
-                             "ended": outcome.get("ended"), "output": outcome.get("output", "")[-2000:],
-                             "passed": sum(c["status"] == "passed" for c in outcome["checks"])})
-            results[f"{label} | {ex_id}"] = rows
-    out_path.write_text(json.dumps({"load": load(), "results": results, "fixes_in_tree": in_tree}, indent=1))
+            sandbox.set_subreaper()
+            per_exercise, phases = {}, []
+            for ex_id, job in jobs.items():
+                rows = []
+                for _ in range(runs):
+                    cpu0, t0 = children_cpu_s(), time.monotonic()
+                    out = worker.run_job(job)
+                    t1 = time.monotonic()
+                    rows.append({"wall_s": t1 - t0, "cpu_s": children_cpu_s() - cpu0,
+                                 "checks_s": sum(c["duration_s"] for c in out["checks"]), "ended": out["ended"]})
+                    if ex_id == SINGLE_EXERCISE:
+                        phases.append(_phases(out["output"], t0, watch_returned[0], t1, rows[-1]["checks_s"]))
+                per_exercise[ex_id] = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "cpu_s", "checks_s")}
+                per_exercise[ex_id]["ended"] = sorted({r["ended"] for r in rows})
+            names = list(phases[0]) if phases else []
+            out_path.write_text(json.dumps({
+                "exercises": per_exercise, "runs": runs, "load": load(),
+                "phases": {n: statistics.median(p[n] for p in phases if n in p) for n in names}}, indent=1))
+            return True
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    worker.warm_up()
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    worker._SERVER = probe = Probe(channel_out=None)
+    with tempfile.TemporaryDirectory(prefix="jobprobe-root-") as rootdir:
+        pytest.main(worker.pytest_args([str(e.rubric) for e in assignment.exercises.values()], rootdir),
+                    plugins=[probe.plugin, probe])
 
 
-def _phases(output: str, t_fork: float, parent_stamps, wall: float) -> dict:
-    """Phase durations (seconds) of one run, from the child's stamps (its output) and the worker's."""
-    dur, span, t = {}, {}, None
-    stamps = list(parent_stamps)
-    for m in re.finditer(re.escape(STAMP) + r" (\S+) ([^\n]*)", output):
-        name, rest = m.group(1), m.group(2)
-        if name == "pytest":
-            t = json.loads(rest)
-        else:
-            stamps.append((name, *map(float, rest.split())))
-    for name, t0, t1 in stamps:
-        dur[name] = dur.get(name, 0.0) + (t1 - t0)
-        span[name] = (t0, t1)
-    out = {}
-    child = [t0 for name, t0, _ in stamps if name in ("enter_namespaces", "forget_initial_environment", "pytest.main")]
-    if child:
-        out["fork -> child's first step"] = min(child) - t_fork
-    counts = {}
-    for name, _, _ in stamps:
-        counts[name] = counts.get(name, 0) + 1
-    for k in ("enter_namespaces", "forget_initial_environment", "freeze_host_files", "fresh_scratch", "bridge_to",
-              "hide_folders", "set_limits", "drop_privileges", "_load_student", "changed", "seed_everything", "send"):
-        if k in dur:
-            label = {"changed": "integrity.Snapshot.changed", "send": "_plugin.Channel.send"}.get(k, k)
-            out[f"{label} ({counts[k]} calls)" if counts[k] > 1 else label] = dur[k]
-    pm = span.get("pytest.main")
-    if t and pm:
-        out["pytest: start-up to session start"] = t["sessionstart"] - pm[0]
-        out["pytest: collection (rubric import) + sandbox close + student load"] = t["collected"] - t["sessionstart"]
-        out["pytest: the checks (run-test loop)"] = t["loop_end"] - t["loop_start"]
-        out["pytest: session end -> pytest.main returns (unconfigure; gc.collect x5)"] = pm[1] - t["sessionfinish"]
-    if "_watch" in span and pm:
-        out["child's pytest.main returns -> worker's watch returns (exit, reap, kill helper)"] = span["_watch"][1] - pm[1]
-    for k in ("_kill_descendants", "_interpret"):
-        if k in dur:
-            out[k.lstrip("_")] = dur[k]
-    out["total (worker's run_job)"] = wall
-    return out
+def _phases(output: str, forked: float, watch_returned: float, returned: float, checks_s: float) -> dict:
+    t, integrity_s = {}, 0.0
+    for line in output.splitlines():
+        if line.startswith(STAMP + " "):
+            _, label, value = line.split()
+            if label == "integrity+":
+                integrity_s += float(value)
+            else:
+                t[label] = float(value)
+    loop = t["run<"] - t["_load_student<"]
+    return {
+        "fork -> the child's first sandbox step": t["enter_namespaces>"] - forked,
+        "namespaces, environment, report the checks": t["freeze_host_files>"] - t["enter_namespaces>"],
+        "close the sandbox (read-only mounts, scratch, hidden folders, limits, user)": t["drop_privileges<"] - t["freeze_host_files>"],
+        "load the student's cells (and an integrity check)": t["_load_student<"] - t["_load_student>"],
+        "the checks, pytest's protocol around them, integrity checks": loop,
+        "... of which the checks themselves (pytest durations)": checks_s,
+        "... of which integrity checks (one per check)": integrity_s,
+        "... the rest: pytest's per-check protocol, seeding, reports": loop - checks_s - integrity_s,
+        "last check -> child reaped, its user killed (exit, kill helper)": watch_returned - t["run<"],
+        "-> run_job returns (scratch removed, result parsed)": returned - watch_returned,
+        "total (worker's run_job)": returned - forked,
+    }
 
 
-def fixes_in_tree() -> dict:
-    """Which of the suggested fixes grader/ already has (others edit it while this benchmark exists)."""
-    worker_src = (REPO / "grader" / "worker.py").read_text()
-    pipeline_src = (REPO / "grader" / "pipeline.py").read_text()
-    return {"no_unraisable": "no:unraisableexception" in worker_src, "freeze": "gc.freeze()" in worker_src,
-            "catalog_lock": bool(re.search(r"_catalog_lock|with self\._lock", pipeline_src))}
-
-
-def run_job_probe(work: Path, runs: int = 3) -> dict:
+def run_job_probe(work: Path, runs: int = 9) -> dict:
     out = work / "jobprobe.json"
     before = load()
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "_jobprobe", str(out), str(runs)], check=True,
@@ -809,29 +702,33 @@ def run_job_probe(work: Path, runs: int = 3) -> dict:
 
 
 def job_probe_table(probe: dict) -> str:
-    lines = [f"One sandboxed exercise run (grader.worker.run_job, called directly after the worker's warm-up), "
-             f"median of runs; load {probe['load_before']} -> {probe['load']}; fixes already in grader/: "
-             f"{', '.join(k for k, v in probe.get('fixes_in_tree', {}).items() if v) or 'none'}", "",
-             "| configuration / exercise | wall | CPU (child + helpers) | checks (pytest durations) |",
-             "| --- | --- | --- | --- |"]
-    for key, rows in probe["results"].items():
-        med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
-        lines.append(f"| {key} | {med('wall_s'):.3f} s | {med('cpu_s'):.3f} s | {med('checks_s'):.3f} s |")
-    first = next(iter(probe["results"].values()))
-    names = [k for k in first[0]["phases"]]
-    lines += ["", f"Phases of one run, tree as is, {SINGLE_EXERCISE}, median:", "", "| phase | wall |", "| --- | --- |"]
-    rows = probe["results"][next(k for k in probe["results"] if k.startswith("tree as is") and k.endswith(SINGLE_EXERCISE))]
-    for n in names:
-        vals = [r["phases"].get(n) for r in rows if r["phases"].get(n) is not None]
-        if vals:
-            lines.append(f"| {n} | {statistics.median(vals):.3f} s |")
+    lines = [f"One sandboxed exercise run (`grader.worker.run_job` in a process set up as a worker), one correct "
+             f"submission, median of {probe['runs']} runs; load {probe['load_before']} -> {probe['load']}", "",
+             "| exercise | run wall | CPU (child + helpers) | checks (pytest durations) | overhead (wall - checks) |",
+             "| --- | --- | --- | --- | --- |"]
+    for ex_id, r in probe["exercises"].items():
+        lines.append(f"| {ex_id} | {r['wall_s']:.3f} s | {r['cpu_s']:.3f} s | {r['checks_s']:.3f} s "
+                     f"| {r['wall_s'] - r['checks_s']:.3f} s |")
+    lines += ["", f"Steps of one {SINGLE_EXERCISE} run, median:", "", "| step | wall |", "| --- | --- |"]
+    for name, value in probe["phases"].items():
+        lines.append(f"| {name} | {value * 1000:.1f} ms |")
     return "\n".join(lines)
-
 
 # -- the table -----------------------------------------------------------------------------------------
 
 
-def summarize(manifest, floor, tg, nbg, probes, jobs, whatif=None, nohang=None) -> str:
+def order_bound(rows: list[dict], jobs: int) -> float:
+    """The batch wall of a grader with `jobs` workers and no overhead at all that takes the runs in
+    `grader grade`'s order (student by student, exercises in the YAML's order), each run going to the
+    first free worker: a run that starts late (the hang in the last student) cannot be hidden."""
+    free = [0.0] * jobs
+    for r in rows:
+        i = free.index(min(free))
+        free[i] += r["floor_s"]
+    return max(free)
+
+
+def summarize(manifest, floor, tg, nbg, probes, jobs, nohang=None, floor_parallel=None) -> str:
     n = manifest["n"]
     rows = floor["rows"]
     hang_timeout = manifest_timeout(manifest, floor)
@@ -863,6 +760,20 @@ def summarize(manifest, floor, tg, nbg, probes, jobs, whatif=None, nohang=None) 
     bound = max(sum_floor / jobs, max(per_student.values()))
     add(f"| bound for any grader: max(floor / jobs, the longest submission's floor) | {bound:.1f} s "
         f"(batch wall / bound: {wall / bound:.2f}) |")
+    in_order = order_bound(rows, jobs)
+    add(f"| bound for a grader without any overhead that grades in `grader grade`'s order (student by student, "
+        f"each run to the first free of {jobs} workers; the floors above) | {in_order:.1f} s = {in_order / (sum_floor / jobs):.2f} "
+        f"x floor / jobs (batch wall / this bound: {wall / in_order:.2f}) |")
+    if floor_parallel:
+        par_rows = floor_parallel["rows"]
+        sum_par = sum(r["floor_s"] for r in par_rows)
+        checks_par = sum(r["checks_s"] for r in par_rows)
+        add(f"| sum of floors measured {jobs} at a time ({jobs} floor processes at once, each a share of the class) "
+            f"| {sum_par:.1f} s ({sum_par / sum_floor:.2f} x the floors measured alone; their checks {checks_par:.1f} s) "
+            f"(load {floor_parallel['load'][0]} -> {floor_parallel['load'][1]}) |")
+        par_order = order_bound(par_rows, jobs)
+        add(f"| the same bound with the floors measured {jobs} at a time | {par_order:.1f} s "
+            f"(**batch wall / this bound: {wall / par_order:.2f}**, the grader's own overhead) |")
     add(f"| sum of floors without the hang student | {sum_floor_no_hang:.1f} s |")
     cpu_floor = sum(r.get("cpu_s", 0.0) for r in rows)
 
@@ -886,19 +797,7 @@ def summarize(manifest, floor, tg, nbg, probes, jobs, whatif=None, nohang=None) 
         add(f"| {label} per notebook | {nbg['wall_s'] / n:.2f} s |")
         add(f"| **throughput torchgrade / nbgrader** (wall), target >= 5 | **{nbg['wall_s'] / wall:.1f}x** |")
         add(f"| CPU: nbgrader autograde, all its processes (kernels included) | {nbg['cpu_s']:.1f} s |")
-        add(f"| CPU ratio nbgrader / torchgrade | {nbg['cpu_s'] / tg['cpu_s']:.1f}x"
-            + (f" (with fixes: {nbg['cpu_s'] / whatif['cpu_s']:.1f}x)" if whatif else "") + " |")
-    if whatif:
-        ww = whatif["wall_s"]
-        missing = [n for n, k in (("1", "no_unraisable"), ("2", "freeze"), ("3", "catalog_lock"))
-                   if not whatif.get("fixes_in_tree", {}).get(k)]
-        add(f"| torchgrade + fixes {', '.join(missing) or 'none'} monkeypatched (the others are in grader/ already): batch wall | {ww:.1f} s "
-            f"(load {whatif['load'][0]} -> {whatif['load'][1]}); per submission {ww * jobs / n:.2f} s |")
-        add(f"| ... ratio to floor / jobs; CPU; CPU ratio to floors | {ww / (sum_floor / jobs):.2f}; "
-            f"{whatif['cpu_s']:.1f} s; {cpu_ratio(whatif['cpu_s'])} |")
-        if nbg:
-            add(f"| ... throughput vs nbgrader (wall) | {nbg['wall_s'] / ww:.1f}x |")
-        add(f"| ... time to first result | {whatif['first_result_s']:.1f} s |")
+        add(f"| CPU ratio nbgrader / torchgrade | {nbg['cpu_s'] / tg['cpu_s']:.1f}x |")
     if nohang:
         nw = nohang["wall_s"]
         cpu_nohang_floor = sum(r.get("cpu_s", 0.0) for r in rows if r["student"] != hang_student)
@@ -1003,7 +902,7 @@ def main(argv=None) -> int:
         job_probe_main(Path(argv[1]), int(argv[2]))
         return 0
     if argv and argv[0] == "_floor":
-        floor_main(Path(argv[1]), Path(argv[2]), int(argv[3]) if len(argv) > 3 else 1)
+        floor_main(Path(argv[1]), Path(argv[2]), *(int(a) for a in argv[3:6]))
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work folder (default bench/out/)")
@@ -1014,8 +913,6 @@ def main(argv=None) -> int:
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the benchmark-only nbgrader virtualenv")
     p.add_argument("--skip-nbgrader", action="store_true")
     p.add_argument("--skip-probes", action="store_true", help="skip the per-stage probes")
-    p.add_argument("--skip-what-if", action="store_true",
-                   help="skip the second `grader grade` with the suggested fixes monkeypatched in")
     p.add_argument("--single", action="store_true", help="only the one-exercise `grader check` comparison")
     p.add_argument("--report-only", action="store_true", help="print the table of the last run in --work again")
     p.add_argument("--redo-nbgrader", action="store_true", help="after a run: measure nbgrader again, keep the rest")
@@ -1047,13 +944,12 @@ def main(argv=None) -> int:
     manifest = generate(work, assignment, args.students, args.seed)
     log("floor: every exercise of every submission in one warm process")
     floor = run_floor(work)
+    floor_parallel = None
+    if args.jobs > 1:
+        log(f"floor, {args.jobs} processes at once, each a share of the class")
+        floor_parallel = run_floor(work, parts=args.jobs)
     log(f"torchgrade: grader grade --jobs {args.jobs}")
     tg = run_torchgrade(work, args.jobs, args.rubrics)
-    whatif = None
-    if not args.skip_what_if:
-        log(f"torchgrade with the suggested fixes (monkeypatched): grader grade --jobs {args.jobs}")
-        whatif = run_torchgrade(work, args.jobs, args.rubrics, what_if=True)
-        whatif["fixes_in_tree"] = fixes_in_tree()
     nbg = None
     if not args.skip_nbgrader:
         log("nbgrader: generate_assignment + autograde")
@@ -1067,7 +963,7 @@ def main(argv=None) -> int:
             jobprobe = run_job_probe(work)
         except Exception as e:  # noqa: BLE001 - the main table matters more than the probes
             log(f"probes failed: {type(e).__name__}: {e}")
-    raw = {"manifest": manifest, "floor": floor, "torchgrade": tg, "whatif": whatif, "nbgrader": nbg,
+    raw = {"manifest": manifest, "floor": floor, "floor_parallel": floor_parallel, "torchgrade": tg, "nbgrader": nbg,
            "probes": probes, "jobprobe": jobprobe, "jobs": args.jobs, "seed": args.seed}
     (work / "raw.json").write_text(json.dumps(raw, default=str))
     return report(work)
@@ -1099,7 +995,6 @@ def add_nohang(work: Path) -> int:
     log(f"torchgrade without {hang}: grader grade --jobs {raw['jobs']}")
     raw["nohang"] = run_torchgrade(work, raw["jobs"], str(work / "assignment" / "rubrics"), class_dir=folder,
                                    name="torchgrade-nohang")
-    raw["nohang"]["fixes_in_tree"] = fixes_in_tree()
     (work / "raw.json").write_text(json.dumps(raw, default=str))
     return report(work)
 
@@ -1107,14 +1002,14 @@ def add_nohang(work: Path) -> int:
 def report(work: Path) -> int:
     """The table from <work>/raw.json (`--report-only` rebuilds it without measuring again)."""
     raw = json.loads((work / "raw.json").read_text())
-    manifest, floor, tg, whatif, nbg = raw["manifest"], raw["floor"], raw["torchgrade"], raw["whatif"], raw["nbgrader"]
+    manifest, floor, tg, nbg = raw["manifest"], raw["floor"], raw["torchgrade"], raw["nbgrader"]
     probes, jobprobe, jobs = raw["probes"], raw["jobprobe"], raw["jobs"]
 
     class args:  # noqa: N801 - the names the lines below use
         pass
 
     args.jobs, args.seed = jobs, raw["seed"]
-    table = summarize(manifest, floor, tg, nbg, probes, args.jobs, whatif, raw.get("nohang"))
+    table = summarize(manifest, floor, tg, nbg, probes, args.jobs, raw.get("nohang"), raw.get("floor_parallel"))
     for earlier in raw.get("nbgrader_earlier") or ():
         if earlier:
             table += (f"\n\nAn earlier nbgrader run on the same course, its test cells calling pytest without "
