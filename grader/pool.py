@@ -52,6 +52,10 @@ class Worker:
                 "a grading worker failed to start (python -m grader.worker)",
                 "run `TORCHGRADE_DEBUG=1 grader check ...` to see its error output",
             )
+        refusal = json.loads(line).get("refused")
+        if refusal:
+            self.kill()
+            raise GraderCrash(f"a grading worker refused to start: {refusal[0]}", refusal[1])
         self.ready = True
 
     def run(self, job: dict) -> dict:

@@ -375,6 +375,13 @@ class _Server:
         gc.collect()
         gc.freeze()
         sandbox.set_subreaper()
+        import torch
+
+        if torch.cuda.is_initialized():  # a child forked from here could not use the GPU
+            self.channel_out.write(json.dumps({"refused": [
+                "CUDA was initialised while the rubrics were imported",
+                "move GPU work in the rubrics (tensors on `cuda`, torch.cuda calls) from module level into the checks"]}) + "\n")
+            return True
         self.channel_out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
         for line in sys.stdin:
             job = json.loads(line)
