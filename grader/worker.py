@@ -384,13 +384,17 @@ class _Server:
             return True
         self.channel_out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
         for line in sys.stdin:
-            job = json.loads(line)
-            try:
-                answer = run_job(job)
-            except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
-                answer = {"worker_error": f"{type(e).__name__}: {e}"}
-            self.channel_out.write(json.dumps(answer) + "\n")
+            # Nothing of one run may still be alive in the worker when the next run is forked
+            # from it (that student could read it): the answer is built and sent in a call of its own.
+            self.channel_out.write(_answer(line) + "\n")
         return True
+
+
+def _answer(line: str) -> str:
+    try:
+        return json.dumps(run_job(json.loads(line)))
+    except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
+        return json.dumps({"worker_error": f"{type(e).__name__}: {e}"})
 
 
 _SERVER: _Server | None = None

@@ -924,6 +924,29 @@ if found:
         assert not (Path(folder) / marker).exists(), folder
 
 
+def test_the_previous_run_is_not_alive_in_the_next(course, tmp_path):
+    """A run is forked from its worker: nothing of the run before it (that student's output, its
+    results) may still be an object there, or the next student's code could read it."""
+    mark = f"leak-{os.getpid()}"
+    writer = f"print('previous output: ' + {mark!r})\n" + TWICE_OK
+    prober = f"""\
+import gc
+def _scan():
+    needle = 'previous output: ' + {mark!r}
+    for o in gc.get_objects():
+        values = o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else ()
+        for v in values:
+            if isinstance(v, str) and needle in v and v is not needle:
+                raise RuntimeError("ESCAPED: the previous run's output is alive in this run: " + v[:80])
+_scan()
+""" + TWICE_OK
+    with Grader(load_assignment(course / "rubrics"), jobs=1) as one_worker:
+        for name, code in (("writer", writer), ("prober", prober)):
+            nb = exercise_notebook(tmp_path / f"{name}.ipynb", {"twice": code})
+            ex = one_worker.grade(nb, only="twice").exercise("twice")
+            assert (ex.status, ex.score) == ("graded", ex.max_score), (name, ex.status, ex.error)
+
+
 @needs_root
 def test_a_hostile_and_a_clean_notebook_graded_at_once(hg, points, tmp_path):
     """Two students at the same time on the two workers: the clean one's result is untouched."""
