@@ -22,6 +22,8 @@ from .results import GRADED, PASSED, SKIPPED, SubmissionResult
 
 VARIANT_KEYS = {"description", "fails", "status", "unjudged"}
 NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")  # measured numbers (timings, ratios) may differ
+# ... and so may the account of a measurement in parentheses ("median of 12 pairs, re-measured because ...").
+MEASUREMENT = re.compile(r"\([^()]*#[^()]*\)")
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,25 @@ def comparable(result: SubmissionResult, unjudged: frozenset[str] = frozenset())
     for e in result.exercises:
         kept = [c for c in e.checks if c.id.split("[", 1)[0] not in unjudged]
         score = e.score if len(kept) == len(e.checks) else None
-        out.append((e.id, e.status, score, [(c.id, c.status, c.score, NUMBER.sub("#", c.message)) for c in kept]))
+        out.append((e.id, e.status, score, [(c.id, c.status, c.score, _masked(c.message)) for c in kept]))
     return out
+
+
+def _masked(message: str) -> str:
+    return MEASUREMENT.sub("(#)", NUMBER.sub("#", message))
+
+
+def _difference(a: list, b: list) -> str | None:
+    """The first thing that differs between two `comparable` gradings, in words."""
+    for (ex, status, score, checks), (_, status_b, score_b, checks_b) in zip(a, b):
+        if (status, score) != (status_b, score_b):
+            return f"{ex}: {status} {score} vs {status_b} {score_b}"
+        for check, other in zip(checks, checks_b):
+            if check != other:
+                return f"{check[0]}: {check[1]} `{check[3][:160]}` vs {other[1]} `{other[3][:160]}`"
+        if len(checks) != len(checks_b):
+            return f"{ex}: {len(checks)} vs {len(checks_b)} checks"
+    return None if a == b else "the exercises differ"
 
 
 def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1) -> list[Verdict]:
@@ -159,10 +178,12 @@ def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1
             verdicts.append(Verdict(kind, variant.exercise, variant.name, want, found, ok))
         if repeat > 1:
             unjudged = variant.unjudged if variant else frozenset()
-            same = all(comparable(r, unjudged) == comparable(result, unjudged) for r in results[1:])
+            first = comparable(result, unjudged)
+            differences = [d for r in results[1:] if (d := _difference(first, comparable(r, unjudged)))]
             name = variant.name if variant else path.name
             verdicts.append(Verdict("determinism", variant.exercise if variant else "*", name,
-                                    f"identical over {repeat} gradings", "identical" if same else "DIFFERENT", same))
+                                    f"identical over {repeat} gradings",
+                                    f"DIFFERENT: {differences[0]}" if differences else "identical", not differences))
     return verdicts
 
 

@@ -108,5 +108,12 @@ def test_determinism_ignores_what_a_variant_leaves_unjudged_and_measured_numbers
 
     near_threshold = frozenset({"test_faster_than_pdist"})
     assert comparable(result("passed", "1.30")) == comparable(result("passed", "1.41"))  # numbers masked
+    # ... and so is how the measurement went, in parentheses
+    assert comparable(result("failed", "1.0 (median of 9 pairs)")) == comparable(
+        result("failed", "0.999 (median of 45 pairs, re-measured because the first median was near the threshold)"))
     assert comparable(result("passed", "1.30")) != comparable(result("failed", "1.10"))
     assert comparable(result("passed", "1.30"), near_threshold) == comparable(result("failed", "1.10"), near_threshold)
+    from grader.validate import _difference
+
+    why = _difference(comparable(result("passed", "1.30")), comparable(result("failed", "1.10")))
+    assert why == "beat_pdist: graded 8.0 vs graded 3.0"
