@@ -838,6 +838,47 @@ def agreement(manifest, floor, tg, nbg) -> str:
     return "\n".join(out)
 
 
+# -- --child-vs-floor: the same checks in a worker's child and in the floor process, alternately ---------
+
+
+def child_vs_floor(exercise_id: str, runs: int) -> str:
+    """The solution's cell for one exercise, graded `runs` times by a real worker (`WorkerPool`, one
+    fork per run) and run as many times by the floor's in-process `rubric_run`, alternately: are the
+    checks themselves slower in a sandboxed child?"""
+    from grader import worker
+    from grader.assignment import load_assignment
+    from grader.extract import extract_exercises
+    from grader.pipeline import run_job as make_job
+    from grader.pool import WorkerPool
+    from grader.read import read_submission
+
+    assignment = load_assignment()
+    exercise = assignment.exercises[exercise_id]
+    source = extract_exercises(read_submission(assignment.solution_notebook).notebook, assignment.exercises)[0][exercise_id]
+    job = make_job(exercise, source, assignment, assignment.cpu_threads)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    pool = WorkerPool(1, [str(e.rubric) for e in assignment.exercises.values()])
+    import torch
+
+    worker.warm_up()
+    torch.set_num_threads(assignment.cpu_threads)
+    saved = os.dup(1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # pytest's progress dots
+    try:
+        root = tempfile.mkdtemp(prefix="floor-root-")
+        rubric_run(exercise, source.chunks, root)  # the rubric's import, untimed
+        child, floor = [], []
+        for _ in range(runs):
+            child.append(sum(c["duration_s"] for c in pool.run(job)["checks"]))
+            floor.append(rubric_run(exercise, source.chunks, root)["checks_s"])
+    finally:
+        pool.close()
+        os.dup2(saved, 1)
+    c, f = statistics.median(child), statistics.median(floor)
+    return (f"{exercise_id}, the solution's cell, {runs} alternating runs, load {load()}: checks (pytest durations) "
+            f"in a worker's child {c:.3f} s, in the floor process {f:.3f} s (median); child / floor = {c / f:.2f}")
+
+
 # -- --single: `grader check` on one exercise, next to `import torch` and that exercise's floor ------------
 
 
@@ -919,10 +960,16 @@ def main(argv=None) -> int:
     p.add_argument("--add-nohang", action="store_true",
                    help="after a run: grade the same class without the hang student, add it to the table")
     p.add_argument("--repeat", type=int, default=3, help="--single: runs of each command")
+    p.add_argument("--child-vs-floor", nargs="+", metavar="EXERCISE",
+                   help="only: the solution's checks in a worker's child vs in the floor process, 8 runs each")
     args = p.parse_args(argv)
     work = args.work.resolve()
     if args.single:
         print(single(work, args.repeat))
+        return 0
+    if args.child_vs_floor:
+        for exercise_id in args.child_vs_floor:
+            print(child_vs_floor(exercise_id, 8))
         return 0
     if args.report_only:
         return report(work)
