@@ -31,7 +31,6 @@ TRACING_EVENTS = frozenset({"sys.settrace", "sys.setprofile", "sys.monitoring.re
 _exit, _isinstance, _getattr = os._exit, isinstance, getattr
 _random_seed, _numpy_seed = random.seed, numpy.random.seed
 _torch_manual_seed, _cpu_generator = torch.manual_seed, torch.default_generator
-_cuda = types.SimpleNamespace(available=None)  # asked once per run, in the run's own process
 
 
 class Channel:
@@ -51,9 +50,7 @@ def seed_everything(seed: int) -> None:
     """Every check starts from the same random state, whatever ran before it."""
     _random_seed(seed)
     _numpy_seed(seed)
-    if _getattr(_cuda, "available", None) is None:
-        _cuda.available = checks.cuda_available()
-    if _cuda.available:
+    if checks.cuda_available():
         _torch_manual_seed(seed)  # every GPU's generator too
     else:
         # What torch.manual_seed does on a CPU-only machine, without the 1-2 ms it spends
@@ -190,8 +187,7 @@ class RubricPlugin:
     # -- running and reporting each check ---------------------------------------------------
 
     def pytest_runtest_setup(self, item):
-        if item.get_closest_marker("needs_cuda") and not checks.cuda_available():
-            pytest.skip(checks.NO_CUDA_REASON)
+        # (Checks that need a GPU where there is none never get here: `run` reports them skipped.)
         seed_everything(self.job.get("seed", 0))
 
     @pytest.hookimpl(hookwrapper=True)
