@@ -65,7 +65,7 @@ def _fingerprint(value):
         return _id(value)
     cells = value.__closure__ or ()
     return (_id(value), _id(value.__code__), _id(value.__defaults__), _id(value.__kwdefaults__),
-            _tuple(_id(_getattr(c, "cell_contents", None)) for c in cells))
+            _tuple(_id(_cell_contents(c)) for c in cells))
 
 
 def _namespaces(extra_modules) -> list[tuple[str, object, object, bool]]:
