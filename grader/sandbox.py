@@ -230,32 +230,37 @@ def kill_user(uid: int) -> None:
     worker must stay root); a run's own kill(-1) can only end the helper, and then we retry.
     """
     for _ in range(5):
-        if _SETPRIV and _SH:
-            helper = os.posix_spawn(_SETPRIV, [
-                "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-                _SH, "-c", "kill -9 -1 2>/dev/null; exit 0"], {"PATH": "/usr/bin:/bin"})
-            _, status = os.waitpid(helper, 0)
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-                return
-            if os.WIFSIGNALED(status):
-                continue  # the run killed the helper first: again
-        helper = os.fork()
-        if helper == 0:  # pragma: no cover - runs in the helper
-            done = 1
-            try:
-                os.setgroups([])
-                os.setresgid(uid, uid, uid)
-                os.setresuid(uid, uid, uid)
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass  # no process of that user left
-                done = 0
-            finally:
-                os._exit(done)
-        _, status = os.waitpid(helper, 0)
+        status = _kill_as(uid)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return
+
+
+def _kill_as(uid: int) -> int:
+    """Run kill(-1) as `uid` in a helper; its wait status (0: done)."""
+    if _SETPRIV and _SH:
+        helper = os.posix_spawn(_SETPRIV, [
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+            _SH, "-c", "kill -9 -1 2>/dev/null; exit 0"], {"PATH": "/usr/bin:/bin"})
+        _, status = os.waitpid(helper, 0)
+        if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) == 0:
+            return status  # done, or killed by the run (the caller tries again)
+        # setpriv itself failed (a system that does not allow it): do it by fork
+    helper = os.fork()
+    if helper == 0:  # pragma: no cover - runs in the helper
+        done = 1
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # no process of that user left
+            done = 0
+        finally:
+            os._exit(done)
+    _, status = os.waitpid(helper, 0)
+    return status
 
 
 def drop_privileges(ids: tuple[int, int] | None) -> None:
