@@ -342,14 +342,14 @@ def run_torchgrade(work: Path, jobs: int, rubrics: str | None, class_dir: Path |
 NBCHECK = r'''
 """Run one rubric of torchgrade against a notebook's globals, inside the notebook's own kernel.
 
-nbgrader's test cell for exercise X is `nbcheck.run("X", globals())`: the same pytest rubric, the same
-fixtures (`student` = a module holding the notebook's names, `thresholds` from the YAML), the same
-per-check seeding and torch thread count as torchgrade. The cell's value is the points earned (nbgrader's
+nbgrader's test cell for exercise X is `nbcheck.run("X", globals())`: the same pytest rubric, run with
+the floor's own plugin and scoring (`batch_bench.FloorPlugin`, `score_of`: `student` = a module holding
+the notebook's names, `thresholds` from the YAML, the same per-check seeding) and torch thread count. The cell's value is the points earned (nbgrader's
 partial credit); the failed checks are printed, like nbgrader's feedback would show them.
 """
 import os, sys, types
 
-sys.path.insert(0, {repo!r})
+sys.path[:0] = [{repo!r}, {bench!r}]
 os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 import torch  # noqa: E402
 from grader.assignment import load_assignment  # noqa: E402
@@ -361,51 +361,20 @@ ARGS = {args!r}
 
 def run(exercise_id, namespace):
     import pytest
-    from grader import checks
+    from batch_bench import FloorPlugin, score_of  # the floor's own plugin and scoring
     from grader._plugin import seed_everything
 
     exercise = ASSIGNMENT.exercises[exercise_id]
     module = types.ModuleType("student")
     module.__dict__.update({{k: v for k, v in namespace.items() if not k.startswith("_")}})
     sys.modules["student"] = module
-    outcome = {{}}
-
-    class Plugin:
-        def pytest_configure(self, config):
-            config.addinivalue_line("markers", "needs_cuda: the check needs a CUDA device")
-
-        @pytest.fixture(scope="session")
-        def student(self):
-            return module
-
-        @pytest.fixture(scope="session")
-        def thresholds(self):
-            return dict(exercise.thresholds)
-
-        def pytest_runtest_setup(self, item):
-            if item.get_closest_marker("needs_cuda") and not checks.cuda_available():
-                pytest.skip(checks.NO_CUDA_REASON)
-            seed_everything(0)
-
-        def pytest_runtest_logreport(self, report):
-            name = report.nodeid.rsplit("::", 1)[-1]
-            if report.skipped:
-                outcome.setdefault(name, "skipped")
-            elif report.failed:
-                outcome[name] = "failed"
-            else:
-                outcome.setdefault(name, "passed")
-
+    plugin = FloorPlugin(module, exercise.thresholds)
     seed_everything(0)
-    pytest.main([str(exercise.rubric), *ARGS, "--rootdir", os.getcwd()], plugins=[Plugin()])
-    score = 0.0
-    for name, status in outcome.items():
-        spec = exercise.check_spec(name)
-        if status == "passed" and spec is not None:
-            score += spec.points
-        elif status == "failed":
+    pytest.main([str(exercise.rubric), *ARGS, "--rootdir", os.getcwd()], plugins=[plugin])
+    for name, check in plugin.checks.items():
+        if check["status"] == "failed":
             print("FAILED", name)
-    return score
+    return score_of(exercise, plugin.checks)[0]
 '''
 
 
@@ -426,7 +395,7 @@ def build_nbgrader_course(work: Path, manifest: dict, assignment, max_points: di
     (course / "source" / ASSIGNMENT_NAME).mkdir(parents=True)
     # The same pytest arguments as the floor (and the grader's child): pytest's end-of-session
     # gc.collect() x5 is left out for nbgrader too.
-    (course / "nbcheck.py").write_text(NBCHECK.format(repo=str(REPO), rubrics=manifest["rubrics"],
+    (course / "nbcheck.py").write_text(NBCHECK.format(repo=str(REPO), bench=str(BENCH), rubrics=manifest["rubrics"],
                                                       args=PYTEST_ARGS + FLOOR_EXTRA_ARGS))
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\n"
