@@ -602,10 +602,8 @@ def job_probe_main(out_path: Path, runs: int) -> None:
     class Probe(worker._Server):
         @pytest.hookimpl(tryfirst=True)
         def pytest_runtestloop(self, session):
-            import gc
-
-            gc.collect()
-            gc.freeze()
+            worker.settle()
+            worker.collapse_to_huge_pages()  # as a worker does once it has served a few runs of a batch
             sandbox.set_subreaper()
             per_exercise, phases = {}, []
             for ex_id, job in jobs.items():
@@ -661,10 +659,12 @@ def _phases(output: str, forked: float, watch_returned: float, returned: float, 
 
 
 def run_job_probe(work: Path, runs: int = 9) -> dict:
+    from grader.pool import with_huge_pages
+
     out = work / "jobprobe.json"
     before = load()
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "_jobprobe", str(out), str(runs)], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=with_huge_pages(dict(os.environ)))
     data = json.loads(out.read_text())
     data["load_before"] = before
     return data

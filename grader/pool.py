@@ -18,11 +18,21 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 START_TIMEOUT_S = 120
 # A job may take its own timeout plus this before we call the worker itself hung.
 WORKER_SLACK_S = 30
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def with_huge_pages(env: dict) -> dict:
+    """`env` for a worker process: glibc gives its heap transparent huge pages (Linux, glibc >= 2.35;
+    elsewhere the setting is ignored)."""
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:
+        env = {**env, "GLIBC_TUNABLES": f"{tunables}:{HUGE_PAGES_TUNABLE}" if tunables else HUGE_PAGES_TUNABLE}
+    return env
 
 
 class Worker:
     def __init__(self, rubrics: list[str]):
-        env = dict(os.environ)
+        env = with_huge_pages(dict(os.environ))
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         debug = os.environ.get("TORCHGRADE_DEBUG")
         self.proc = subprocess.Popen(
