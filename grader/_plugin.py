@@ -132,6 +132,8 @@ class RubricPlugin:
         channel.send("notes", notes=close_sandbox())
         seed_everything(job.get("seed", 0))
         _forbid_tracing(channel)
+        if self.integrity is not None:
+            self.integrity.arm()
         self.module = self._load_student()
         if not cuda:  # reported as pytest would, without its per-check protocol around a skip
             for item in items:
