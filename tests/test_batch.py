@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -101,16 +102,22 @@ def test_every_output_is_written(graded_class):
 
 def test_feedback_page_sanitises_student_html(tmp_path, rubrics):
     subs = tmp_path / "subs"
-    nb = exercise_notebook(subs / "x.ipynb", {"double": DOUBLE_OK})
+    # Their exception's message reaches the feedback text too.
+    raising = "def double(x):\n    raise ValueError('see [the docs](javascript:alert(2))')\n"
+    nb = exercise_notebook(subs / "x.ipynb", {"double": raising})
     import nbformat
 
     n = nbformat.read(str(nb), as_version=4)
     n.cells.append(nbformat.v4.new_markdown_cell("<script>alert('pwned')</script><img src=x onerror=alert(1)>"))
+    n.cells.append(nbformat.v4.new_markdown_cell("[click](javascript:alert(1)) ![i](JavaScript:alert(3)) [ok](https://pytorch.org)"))
     nbformat.write(n, str(nb))
     assert grade_cli(subs, tmp_path / "out", rubrics=rubrics).returncode == 0
     page = (tmp_path / "out" / "feedback" / "x.html").read_text()
     assert "<script>alert('pwned')" not in page and "<img src=x onerror" not in page
     assert "&lt;script&gt;alert('pwned')" in page  # shown as text
+    assert not re.search(r"(?i)(href|src)\s*=\s*[\"']?\s*javascript:", page)  # no live script link
+    assert '<a href="#harmful-link">click</a>' in page and '<a href="https://pytorch.org">ok</a>' in page
+    assert "the docs" in page
 
 
 def test_unchanged_submissions_are_not_graded_again_and_regrade_keeps_history(graded_class, rubrics):
