@@ -34,10 +34,10 @@ def cmd_check(args) -> int:
         raise ConfigError(f"no exercise '{args.exercise}' in {assignment.name}"
                           f"{did_you_mean(args.exercise, assignment.exercises)}",
                           f"the exercises are: {', '.join(assignment.exercises)}")
-    # One exercise runs on one worker: a second would only compete with it while starting.
-    jobs = args.jobs or (1 if args.exercise else min(os.cpu_count() or 1, 2))
     try:
-        read_submission(args.notebook)  # an unusable file is answered before any worker starts
+        submission = read_submission(args.notebook)  # an unusable file is answered before any worker starts
+        # No more workers than exercises to run: one more would only compete with them while starting.
+        jobs = args.jobs or max(1, min(os.cpu_count() or 1, 2, _runs_needed(submission, assignment, args.exercise)))
         with Grader(assignment, jobs=jobs) as grader:
             result = grader.grade(args.notebook, only=args.exercise)
     except UnusableSubmission as e:
@@ -51,6 +51,14 @@ def cmd_check(args) -> int:
     else:
         print(render_text(result, color=sys.stdout.isatty()))
     return EXIT_FULL if result.full_marks else EXIT_NOT_FULL
+
+
+def _runs_needed(submission, assignment, only: str | None) -> int:
+    from .extract import extract_exercises
+
+    sources = extract_exercises(submission.notebook, assignment.exercises)[0]
+    return sum(1 for ex_id, source in sources.items()
+               if only in (None, ex_id) and not source.missing and not source.syntax_error)
 
 
 def cmd_list(args) -> int:

@@ -32,6 +32,19 @@ def test_check_json(tmp_path):
     assert r.returncode == 0 and d["schema"] == 1 and [e["id"] for e in d["exercises"]] == ["double"]
 
 
+def test_check_starts_no_more_workers_than_exercises_to_run(tmp_path, mini_assignment):
+    # A student checking the one exercise they have written waits for one worker, not two.
+    from grader.cli import _runs_needed
+    from grader.read import read_submission
+
+    one = read_submission(exercise_notebook(tmp_path / "one.ipynb", {"double": DOUBLE_OK}))
+    both = read_submission(exercise_notebook(tmp_path / "both.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK}))
+    broken = read_submission(exercise_notebook(tmp_path / "broken.ipynb", {"double": DOUBLE_OK, "square": "def sq(x)\n"}))
+    assert _runs_needed(one, mini_assignment, None) == 1
+    assert _runs_needed(both, mini_assignment, None) == 2 and _runs_needed(both, mini_assignment, "square") == 1
+    assert _runs_needed(broken, mini_assignment, None) == 1  # a syntax error is scored without a run
+
+
 UNUSABLE = {
     "empty.ipynb": (b"", "the file is empty"),
     "invalid.ipynb": (b'{"cells": [', "not valid JSON"),
