@@ -70,18 +70,21 @@ def collapse_to_huge_pages(min_bytes: int = 4 << 20) -> int:
     returns the bytes collapsed (0 where the kernel cannot: older, or huge pages disabled)."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:
+            regions = [line.split() for line in maps]
+    except (OSError, AttributeError):  # not Linux
+        return 0
     done = 0
     for fields in regions:
         if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
             continue  # only private anonymous memory and the C heap, never a file or a stack
         start, end = (int(x, 16) for x in fields[0].split("-"))
         start, end = -(-start // _HUGE_PAGE) * _HUGE_PAGE, end // _HUGE_PAGE * _HUGE_PAGE
-        if end - start >= min_bytes and libc.madvise(start, end - start, _MADV_HUGEPAGE) == 0 \
-                and libc.madvise(start, end - start, _MADV_COLLAPSE) == 0:
+        if end - start >= min_bytes and madvise(start, end - start, _MADV_HUGEPAGE) == 0 \
+                and madvise(start, end - start, _MADV_COLLAPSE) == 0:
             done += end - start
     return done
 

@@ -173,3 +173,36 @@ def test_jobs_1_and_2_give_identical_scores(tmp_path, rubrics):
                                  for e in json.loads(p.read_text())["exercises"]]
                         for p in (out / "results").glob("*.json")})
     assert results[0] == results[1]
+
+
+def _huge_page_collapse_available() -> bool:
+    try:
+        enabled = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    return "[never]" not in enabled and release >= (6, 1)  # MADV_COLLAPSE
+
+
+def test_a_worker_serving_a_batch_moves_its_memory_to_huge_pages(mini_assignment):
+    # What makes each run's fork cheap: the C heap from the start, the rest after a few runs.
+    from grader.pool import Worker
+    from grader.worker import COLLAPSE_AFTER_RUNS
+
+    if not _huge_page_collapse_available():
+        pytest.skip("this kernel cannot collapse memory into transparent huge pages")
+    worker = Worker([str(e.rubric) for e in mini_assignment.exercises.values()])
+    try:
+        worker.wait_ready()
+        assert "glibc.malloc.hugetlb=1" in Path(f"/proc/{worker.proc.pid}/environ").read_bytes().decode()
+
+        def huge_mb() -> int:
+            smaps = Path(f"/proc/{worker.proc.pid}/smaps_rollup").read_text()
+            return int(re.search(r"AnonHugePages:\s+(\d+)", smaps).group(1)) // 1024
+
+        before = huge_mb()
+        for _ in range(COLLAPSE_AFTER_RUNS + 1):  # the worker collapses after answering run 8, before run 9
+            assert worker.run({"collect_only": True, "timeout_s": 60}).get("collected")
+        assert huge_mb() > before + 20  # Python's object arenas joined the heap (tens of MB)
+    finally:
+        worker.kill()
