@@ -136,10 +136,10 @@ class RubricPlugin:
             self.integrity.arm()
         self.module = self._load_student()
         if not cuda:  # reported as pytest would, without its per-check protocol around a skip
-            for item in items:
-                if item.get_closest_marker("needs_cuda"):
-                    channel.send("check", id=item.name, status="skipped", message=checks.NO_CUDA_REASON, duration_s=0.0)
-            items = [item for item in items if not item.get_closest_marker("needs_cuda")]
+            gpu_only = [item for item in items if item.get_closest_marker("needs_cuda")]
+            for item in gpu_only:
+                channel.send("check", id=item.name, status="skipped", message=checks.NO_CUDA_REASON, duration_s=0.0)
+            items = [item for item in items if item not in gpu_only]
         try:
             for i, item in enumerate(items):
                 item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
