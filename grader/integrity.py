@@ -4,6 +4,12 @@ A snapshot records the identity of every function and class attribute of the mod
 check uses (and of the rubric's own module), and for Python functions also the code they run;
 any later replacement or deletion is named in the "tampering detected" verdict.
 
+Torch replaces some of these itself, lazily, the first time a feature is used (the first torch.compile,
+the first optimizer of a class, importing torch._dynamo): always by a wrapper of its own around the
+original. Such a change is no tampering (issue 14): a new object counts as torch's own when it runs
+torch's wrapper code (the very code object, with its module's globals) around exactly the original,
+which itself is unchanged (`TORCH_WRAPPERS`). A lookalike (`__wrapped__`, `__module__`) counts for nothing.
+
 The check runs after every check of every run, so its common answer, "nothing moved", must be
 cheap in a freshly forked child: comparing the 8,000 watched objects one by one takes about 1 ms,
 and 9 ms the first time (each read writes the object's reference count, so the child copies its
@@ -31,6 +37,8 @@ WATCHED_MODULES = (
     "builtins", "time", "math", "random", "os", "json", "inspect",
     "torch", "torch.autograd", "torch.testing", "torch.nn.functional", "torch.linalg",
     "torch.autograd.graph", "torch.utils._python_dispatch", "torch.cuda", "torch.optim", "torch.overrides",
+    # What torch's own wrappers (TORCH_WRAPPERS) and the sequential_model rubric's SGD step call.
+    "torch.optim.optimizer", "torch.optim.sgd", "torch._dynamo.eval_frame", "torch._dynamo.mutation_guard",
     "pytest", "_pytest.runner", "_pytest.python", "_pytest.reports", "_pytest.fixtures",
     "numpy", "numpy.testing",
     "grader.checks", "grader.timing", "grader._plugin", "grader.integrity",
@@ -49,6 +57,7 @@ WATCHED_CLASSES = (
     ("torch.nn.Sequential", lambda: torch.nn.Sequential),
     ("torch.utils._python_dispatch.TorchDispatchMode", lambda: torch.utils._python_dispatch.TorchDispatchMode),
     ("grader._plugin.RubricPlugin", lambda: sys.modules["grader._plugin"].RubricPlugin),
+    ("torch._dynamo.eval_frame.DisableContext", lambda: sys.modules["torch._dynamo.eval_frame"].DisableContext),
     ("grader._plugin.Channel", lambda: sys.modules["grader._plugin"].Channel),
 )
 
@@ -59,6 +68,7 @@ _type_dict, _type_mro = type.__dict__["__dict__"].__get__, type.__dict__["__mro_
 _all, _is, _eq, _attrgetter, _len = all, operator.is_, operator.eq, operator.attrgetter, len
 _tag_value = operator.attrgetter("value")
 _FunctionType = type(lambda: None)
+_CodeType = type((lambda: None).__code__)
 _WATCHED_TYPES = (property, staticmethod, classmethod, type(builtins.len), type(sys))
 
 
@@ -67,14 +77,93 @@ def _is_watched(value) -> bool:
     return _callable(value) or _isinstance(value, _WATCHED_TYPES)
 
 
+# Where torch replaces a watched object by itself, lazily: (module, the function that makes the wrapper,
+# the wrapper's own (nested) function, the closure variable holding the original). Measured with torch 2.13
+# (tests/test_integrity.py): the first torch.compile runs dynamo's TorchPatcher.patch (every optimizer
+# class's `_init_group`, LBFGS's and SparseAdam's `step`, the fused optimizer functions, torch.jit.trace,
+# trace_module, _get_trace_graph and fx's Tracer.trace, each through `torch._dynamo.disable`) and
+# mutation_guard.install_generation_tagging_init (nn.Module.__init__ and __setstate__); importing
+# torch._dynamo wraps torch.manual_seed with torch._disable_dynamo; an optimizer class's first instance
+# wraps its `step` with Optimizer.profile_hook_step. torch.func, torch.export, jit and the rest replace
+# nothing watched.
+TORCH_WRAPPERS = (
+    ("torch._dynamo.eval_frame", "DisableContext.__call__", "_fn", "fn"),
+    ("torch._dynamo.mutation_guard", "install_generation_tagging_init", "patched_init", "init"),
+    ("torch._dynamo.mutation_guard", "install_generation_tagging_init", "patched_setstate", "setstate"),
+    ("torch", "_disable_dynamo", "inner", "fn"),
+    ("torch.optim.optimizer", "Optimizer.profile_hook_step", "wrapper", "func"),
+)
+_wrapper_codes: dict = {}  # id(code) -> (code, globals, the original's closure index, {other cell index: test})
+
+
+def _learn_torch_wrappers() -> None:
+    """Find the code objects of TORCH_WRAPPERS in torch itself, once, before any student code exists."""
+    if _wrapper_codes:
+        return
+    import importlib
+
+    for module_name, maker, nested, holder in TORCH_WRAPPERS:
+        try:
+            module = importlib.import_module(module_name)
+            make = module
+            for part in maker.split("."):
+                make = _type_dict(make)[part] if _isinstance(make, type) else _getattr(make, part)
+            make = _getattr(make, "__func__", make)  # a staticmethod
+            code = next(c for c in make.__code__.co_consts if _type(c) is _CodeType and c.co_name == nested)
+            others = {i: _CELL_TESTS[name] for i, name in enumerate(code.co_freevars) if name != holder}
+            _wrapper_codes[_id(code)] = (code, vars(module), code.co_freevars.index(holder), others)
+        except (ImportError, AttributeError, KeyError, StopIteration, ValueError):
+            continue  # another torch version: its wrappers, if any, are reported as before
+
+
+def _plain_disable_context(value) -> bool:
+    klass = sys.modules["torch._dynamo.eval_frame"].DisableContext
+    return _type(value) is klass and _getattr(value, "callback", 0) is None
+
+
+# The wrappers' other closure variables: what torch itself puts there.
+_CELL_TESTS = {"self": _plain_disable_context, "recursive": lambda v: _type(v) is bool}
+_NOT_WRAPPED = object()
+
+
+def _wrapped_by_torch(value):
+    """The original inside `value` if `value` is one of torch's own wrappers (TORCH_WRAPPERS), else _NOT_WRAPPED."""
+    if _type(value) is not _FunctionType:
+        return _NOT_WRAPPED
+    spec = _wrapper_codes.get(_id(value.__code__))
+    if spec is None:
+        return _NOT_WRAPPED
+    code, namespace, holder, others = spec
+    cells = value.__closure__ or ()
+    if (value.__code__ is not code or value.__globals__ is not namespace or value.__defaults__ is not None
+            or value.__kwdefaults__ is not None or _len(cells) != _len(code.co_freevars)):
+        return _NOT_WRAPPED
+    for i, test in _items(others):
+        if not test(_cell_contents(cells[i])):
+            return _NOT_WRAPPED
+    return _cell_contents(cells[holder])
+
+
 def _fingerprint(value):
     """Who a value is, and for a Python function also what it runs: `f.__code__ = ...`,
-    new defaults or a new closure cell keep the function's identity but change its behaviour."""
+    new defaults or a new closure cell keep the function's identity but change its behaviour.
+    For torch's own wrapper, what it wraps too: the original lives on only inside it."""
     if _type(value) is not _FunctionType:
         return _id(value)
     cells = value.__closure__ or ()
-    return (_id(value), _id(value.__code__), _id(value.__defaults__), _id(value.__kwdefaults__),
-            _tuple(_id(_cell_contents(c)) for c in cells))
+    own = (_id(value), _id(value.__code__), _id(value.__defaults__), _id(value.__kwdefaults__),
+           _tuple(_id(_cell_contents(c)) for c in cells))
+    inner = _wrapped_by_torch(value)
+    return own if inner is _NOT_WRAPPED else own + (_fingerprint(inner),)
+
+
+def _unwrapped(value, depth: int = 4) -> list:
+    """`value` and the originals inside torch's wrappers of it (LBFGS.step: disable(profile_hook(step)))."""
+    out = [value]
+    while depth and (value := _wrapped_by_torch(value)) is not _NOT_WRAPPED:
+        out.append(value)
+        depth -= 1
+    return out
 
 
 def _namespaces(extra_modules) -> list[tuple[str, object, object, bool]]:
@@ -101,13 +190,18 @@ def _watched_items(space, is_module: bool) -> list[tuple[str, object]]:
     return [(attr, value) for attr, value in _list(space.items()) if _is_watched(value) and not attr.startswith("__")]
 
 
-def _entries(extra_modules) -> dict[str, object]:
-    """The full record: a fingerprint per watched name (later classes in an MRO win)."""
-    entries: dict[str, object] = {}
+def _values(extra_modules) -> dict[str, object]:
+    """Every watched name's object (later classes in an MRO win)."""
+    values: dict[str, object] = {}
     for name, _, space, is_module in _namespaces(extra_modules):
         for attr, value in _watched_items(space, is_module):
-            entries[f"{name}.{attr}"] = _fingerprint(value)
-    return entries
+            values[f"{name}.{attr}"] = value
+    return values
+
+
+def _entries(values: dict[str, object]) -> dict[str, object]:
+    """The full record: a fingerprint per watched name."""
+    return {key: _fingerprint(value) for key, value in _items(values)}
 
 
 class _Probes:
@@ -129,7 +223,8 @@ class _Probes:
                 probes.append((_eq, _len, (space,), (_len(space),)))
             self.namespaces.append(space)
             self.by_namespace.append(_tuple(probes))
-            functions += [v for _, v in items if _type(v) is _FunctionType]
+            # The originals inside torch's own wrappers too: `original.__code__ = ...` is watched as before.
+            functions += [f for _, v in items for f in _unwrapped(v) if _type(f) is _FunctionType]
         self.functions = _tuple((_is, get, _tuple(functions), _tuple(map(get, functions)))
                                 for get in map(_attrgetter, ("__code__", "__defaults__", "__kwdefaults__")))
         # Not entries of a watched dict, or not audited when they change.
@@ -187,8 +282,9 @@ class Snapshot:
     and name what was replaced.
     """
 
-    def __init__(self, entries: dict[str, object], extra_modules: tuple):
-        self.entries = entries
+    def __init__(self, values: dict[str, object], extra_modules: tuple):
+        self.values = values  # the objects themselves: torch's wrappers are judged by what they wrap
+        self.entries = _entries(values)
         self.extra_modules = extra_modules
         self._armed = self._assigned = False
         self._rebase()
@@ -197,7 +293,8 @@ class Snapshot:
     def take(cls, extra_modules=()) -> "Snapshot":
         """`extra_modules`: (name, module) pairs watched besides WATCHED_MODULES, e.g. the rubric itself."""
         extra_modules = _tuple(extra_modules)
-        return cls(_entries(extra_modules), extra_modules)
+        _learn_torch_wrappers()
+        return cls(_values(extra_modules), extra_modules)
 
     def _rebase(self) -> None:
         self._probes = _Probes(self.extra_modules)
@@ -238,13 +335,24 @@ class Snapshot:
     def changed(self) -> list[str]:
         if self._untouched():
             return []
-        now = _entries(self.extra_modules)
+        values = _values(self.extra_modules)
+        now = _entries(values)
         replaced = _sorted(key for key, ident in _items(self.entries) if now.get(key) != ident)
+        by_torch = [key for key in replaced if key in values and self._torch_wrapped(key, values[key])]
+        for key in by_torch:
+            self.values[key], self.entries[key] = values[key], now[key]
+        replaced = [key for key in replaced if key not in by_torch]
         if not replaced:
-            # Something moved that the fingerprints do not cover (torch imported a submodule):
-            # what they approved is the new baseline of the probes.
+            # Something moved that the fingerprints do not cover (torch imported a submodule), or torch
+            # wrapped an original: what they approved is the new baseline of the probes.
             self._rebase()
         return replaced
+
+    def _torch_wrapped(self, key: str, value) -> bool:
+        """`value` is torch's own wrapper (perhaps several deep) around the unchanged object recorded for `key`."""
+        original = self.values[key]
+        inner = _unwrapped(value)[1:]
+        return any(_is(o, original) for o in inner) and _fingerprint(original) == self.entries[key]
 
 
 def _class(get):

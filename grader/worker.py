@@ -45,6 +45,10 @@ def warm_up() -> None:
     loss = model(torch.randn(4, 1)).pow(2).sum()
     loss.backward()
     opt.step()
+    # torch.compile's default backend (inductor) compiles C++ for tens of seconds per input shape on a CPU,
+    # and its precompiled header exceeds the sandbox's file-size limit: compiled code runs as the plain
+    # PyTorch it is written in, graded on what it computes (issue 14; extraction tells the student).
+    torch._dynamo.config.disable = True
     torch.autograd.gradcheck(lambda x: (x * x).sum(), torch.randn(3, dtype=torch.float64, requires_grad=True))
 
 

@@ -113,3 +113,118 @@ def test_an_armed_snapshot_answers_quickly_and_still_sees_a_replacement_after_mo
         return snapshot.changed()
 
     assert "torch.overrides.has_torch_function" in in_fork(body)
+
+
+# -- torch's own lazy patching (issue 14): tolerated exactly, never a hole -------------------------
+# The first torch.compile runs dynamo's TorchPatcher.patch (every optimizer's `_init_group`, LBFGS's and
+# SparseAdam's `step`, the fused optimizer functions, torch.jit.trace ... wrapped by `torch._dynamo.disable`)
+# and mutation_guard.install_generation_tagging_init (nn.Module.__init__ and __setstate__ wrapped to tag
+# new modules). Both wrap the original: the run computes what it computed before.
+
+
+def _square_dist(x):
+    s = x.pow(2).sum(1)
+    return s[:, None] + s[None, :] - 2 * x @ x.T
+
+
+def _compile_eagerly():
+    x = torch.randn(5, 3, requires_grad=True)
+    torch.compile(_square_dist, backend="eager")(x).sum().backward()
+
+
+def test_torch_compile_is_not_tampering():
+    def body():
+        snapshot = Snapshot.take()
+        snapshot.arm()
+        _compile_eagerly()
+        first = snapshot.changed()
+        model = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.Tanh())  # through the patched __init__
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(torch.randn(3, 1)).sum().backward()
+        opt.step()  # through the wrapped _init_group
+        return first, snapshot.changed()
+
+    assert in_fork(body) == "([], [])"
+
+
+def _fake_wrapper_with_torch_markers():
+    real = torch.optim.SGD.step
+
+    def step(self, closure=None):
+        return None
+
+    step.__wrapped__ = real
+    step._torchdynamo_orig_callable = real
+    step.__module__ = "torch._dynamo.eval_frame"
+    torch.optim.SGD.step = step
+
+
+def _torch_wrapper_code_with_student_globals():
+    import types
+
+    from torch._dynamo.eval_frame import DisableContext
+
+    code = next(c for c in DisableContext.__call__.__code__.co_consts if getattr(c, "co_name", "") == "_fn")
+    fake_globals = {"set_eval_frame": lambda *a: None, "_maybe_set_eval_frame": lambda *a: None,
+                    "_callback_from_stance": lambda *a: None, "torch": torch, "getattr": getattr, "type": type}
+    cells = {"fn": lambda *a, **k: None, "self": DisableContext()}
+    closure = tuple(types.CellType(cells[name]) for name in code.co_freevars)
+    torch.optim.SGD._init_group = types.FunctionType(code, fake_globals, "_init_group", None, closure)
+
+
+@pytest.mark.parametrize("name, replace", [
+    ("torch.optim.SGD.step", lambda: setattr(torch.optim.SGD, "step", lambda self, closure=None: None)),
+    ("torch.optim.SGD._init_group", lambda: setattr(torch.optim.SGD, "_init_group", lambda *a: 0)),
+    ("torch.optim.SGD.step", _fake_wrapper_with_torch_markers),
+    ("torch.optim.SGD._init_group", _torch_wrapper_code_with_student_globals),
+    ("torch.allclose", lambda: setattr(torch, "allclose", lambda *a, **k: True)),
+])
+def test_after_torch_compile_a_replacement_is_still_caught(name, replace):
+    def body():
+        snapshot = Snapshot.take()
+        snapshot.arm()
+        _compile_eagerly()
+        assert snapshot.changed() == []
+        replace()
+        return snapshot.changed()
+
+    assert name in in_fork(body)
+
+
+def test_torch_wrapper_around_a_student_function_is_caught():
+    # torch's own disable wrapper, but around the student's function instead of torch's original.
+    def body():
+        snapshot = Snapshot.take()
+        snapshot.arm()
+        _compile_eagerly()
+        torch.optim.SGD._init_group = torch._dynamo.disable(lambda *a: 0)
+        return snapshot.changed()
+
+    assert "torch.optim.SGD._init_group" in in_fork(body)
+
+
+def test_original_changed_under_torch_wrapper_is_caught():
+    # compile wraps `_init_group`; the original underneath then gets another body: still tampering.
+    def body():
+        snapshot = Snapshot.take()
+        original = torch.optim.SGD._init_group
+        snapshot.arm()
+        _compile_eagerly()
+        original.__code__ = (lambda self, group, *a: 0).__code__
+        return snapshot.changed()
+
+    assert "torch.optim.SGD._init_group" in in_fork(body)
+
+
+def test_original_changed_after_torch_wrapped_it_is_caught():
+    # Accepted once as torch's wrapper, the original it keeps is watched as before.
+    def body():
+        snapshot = Snapshot.take()
+        original = torch.optim.SGD._init_group
+        snapshot.arm()
+        _compile_eagerly()
+        assert snapshot.changed() == []
+        original.__code__ = (lambda self, group, *a: 0).__code__
+        return snapshot.changed()
+
+    assert "torch.optim.SGD._init_group" in in_fork(body)
