@@ -271,7 +271,7 @@ def _first_line(doc: str | None) -> str:
 
 def _register_source(filename: str, source: str) -> None:
     """Let tracebacks show the student's lines (chunks of one cell are merged)."""
-    new = source.splitlines(keepends=True)
+    new = [line + "\n" for line in source.split("\n")]  # the tokenizer's lines, not str.splitlines' (issue 14)
     old = linecache.cache.get(filename, (0, None, [], filename))[2]
     merged = [n if n.strip() else (old[i] if i < len(old) else n) for i, n in enumerate(new)]
     merged += old[len(new):]

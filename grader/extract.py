@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nbformat
 
@@ -22,6 +22,22 @@ MAGIC_LINE = re.compile(r"^(\s*)(?:[%!]|[\w.,\s\[\]]+=\s*[%!])")
 CONTEXT_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 MISSING_MESSAGE = "no cell marked `# exercise: {id}`"
+MARKER_NOT_FIRST = "`{marker}` is on line {line} of {cell}; the marker must be the cell's first line"
+MARKER_NOT_CODE = "`{marker}` is in a {kind} cell ({cell}); the marker must be the first line of a code cell"
+CELL_MAGIC_KEPT = ("{cell} starts with the cell magic `{magic}`: grading uses its imports, defs and classes "
+                   "without that line")
+CELL_MAGIC_DROPPED = "{cell} was skipped: its cell magic `{magic}` makes it {language}, not Python{lost}"
+SYNTAX_DROPPED = "{cell} was skipped: it is not valid Python ({error}){lost}"
+DISPLAY_NOTE = "`display(...)` is IPython's, not Python's: while grading, it prints the object's repr"
+# Cell magics whose body is Python (IPython runs it, timed or captured): the body is kept.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3", "pypy", "snakeviz"})
+# Stand-ins for IPython's builtins an exercise cell may call (only `display` has a harmless meaning here).
+DISPLAY_SOURCE = (
+    "def display(*objs, **kwargs):\n"
+    "    \"\"\"IPython's display(), while grading: print each object's repr (bounded).\"\"\"\n"
+    "    for obj in objs:\n"
+    "        print(repr(obj)[:2000])\n"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,9 @@ class ExerciseSource:
     chunks: tuple[Chunk, ...] = ()
     notes: tuple[str, ...] = ()
     syntax_error: str | None = None
+    detail: str | None = None  # why no cell counts as marked, when a marker sits elsewhere
+    # Names other cells bind but grading does not run there: name -> (cell label, why), for NameErrors.
+    elsewhere: dict = field(default_factory=dict, compare=False)
 
     @property
     def missing(self) -> bool:
@@ -51,6 +70,20 @@ def cell_label(index: int) -> str:
     return f"cell {index + 1}"
 
 
+def python_lines(source: str) -> list[str]:
+    """A cell's lines as Python's tokenizer counts them: only \\n, \\r\\n and \\r end a line.
+
+    `str.splitlines()` also breaks at form feed, \\x0b, \\x1c-\\x1e, \\x85, U+2028 and U+2029, which may sit
+    in a comment: line numbers would then differ from `ast`'s, and valid code be cut in the wrong place.
+    """
+    return normalise_newlines(source).split("\n")
+
+
+def normalise_newlines(source: str) -> str:
+    # What the tokenizer does itself (universal newlines): the compiled code is the same.
+    return source.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def exercise_id_of(cell: nbformat.NotebookNode) -> str | None:
     if cell.get("cell_type") != "code":
         return None
@@ -58,24 +91,39 @@ def exercise_id_of(cell: nbformat.NotebookNode) -> str | None:
         m = TAG.match(str(tag).strip())
         if m:
             return m.group(1).lower()
-    for line in cell.source.splitlines():
+    for line in python_lines(cell.source):
         if line.strip():
             m = MARKER.match(line.strip())
             return m.group(1).lower() if m else None
     return None
 
 
+def cell_magic(source: str) -> str | None:
+    """The cell magic (`%%time`, `%%bash`) on the cell's first non-blank line, if any."""
+    first = next((line for line in python_lines(source) if line.strip()), "")
+    return first.strip() if first.lstrip().startswith("%%") else None
+
+
+def magic_name(magic: str) -> str:
+    return magic.lstrip("%").split(maxsplit=1)[0].lower() if magic.lstrip("%").strip() else ""
+
+
 def strip_magics(source: str) -> tuple[str, list[str]]:
-    """Replace IPython-only lines by `pass`, keeping line numbers; return the removed lines.
+    """Replace IPython-only lines by `pass` (a cell magic's line by a blank one), keeping line numbers;
+    return the removed lines. A cell whose cell magic makes it another language is returned empty.
 
     Only called on a cell that does not parse as Python, so a `%` inside a string of a
     valid cell is never touched.
     """
-    lines = source.splitlines()
-    first = next((l for l in lines if l.strip()), "")
-    if first.lstrip().startswith("%%"):
-        return "", [first.strip()]
+    lines = python_lines(source)
     removed = []
+    magic = cell_magic(source)
+    if magic is not None:
+        if magic_name(magic) not in PYTHON_CELL_MAGICS:
+            return "", [magic]
+        index = next(i for i, line in enumerate(lines) if line.strip())
+        lines[index] = ""
+        removed.append(magic)
     for i, line in enumerate(lines):
         m = MAGIC_LINE.match(line)
         if m:
@@ -85,6 +133,7 @@ def strip_magics(source: str) -> tuple[str, list[str]]:
 
 
 def _parse_cell(source: str, label: str) -> tuple[ast.Module | None, str, list[str], SyntaxError | None]:
+    source = normalise_newlines(source)
     try:
         return ast.parse(source, label), source, [], None
     except SyntaxError:
@@ -110,7 +159,7 @@ def _pad(source_lines: list[str], first: int, last: int) -> str:
 
 
 def _context_chunks(tree: ast.Module, source: str, label: str) -> list[Chunk]:
-    lines = source.splitlines()
+    lines = python_lines(source)
     chunks = []
     for node in tree.body:
         if not isinstance(node, CONTEXT_NODES):
@@ -125,11 +174,76 @@ def _context_chunks(tree: ast.Module, source: str, label: str) -> list[Chunk]:
     return chunks
 
 
+DEFINITION = re.compile(r"^(?:async\s+def|def|class)\s+(\w+)")
+ASSIGNMENT = re.compile(r"^(\w+)\s*(?::[^=]*)?=(?!=)")
+
+
+def _defined_in_text(source: str) -> list[str]:
+    """The defs, classes and assignments at column 0 of a cell that cannot be parsed (line by line)."""
+    names = []
+    for line in python_lines(source):
+        m = DEFINITION.match(line) or ASSIGNMENT.match(line)
+        if m:
+            names.append(m.group(1))
+    return list(dict.fromkeys(names))
+
+
+def _lost(names: list[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(f"`{n}`" for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return f"; so {shown} {'is' if len(names) == 1 else 'are'} not defined for the exercises"
+
+
+def _bound_by_statements(tree: ast.Module) -> list[str]:
+    """Names that top-level statements other than imports, defs and classes bind (never run for context)."""
+    names = []
+    for stmt in tree.body:
+        if isinstance(stmt, CONTEXT_NODES):
+            continue
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.append(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(node.name)
+            elif isinstance(node, ast.alias):
+                names.append((node.asname or node.name).split(".")[0])
+    return names
+
+
+def _marker_elsewhere(nb: nbformat.NotebookNode, ex_id: str) -> str | None:
+    """Where a marker for `ex_id` sits that does not count: a later line, or a markdown or raw cell."""
+    for index, cell in enumerate(nb.cells):
+        for number, line in enumerate(python_lines(cell.get("source", "")), 1):
+            m = MARKER.match(line.strip())
+            if not m or m.group(1).lower() != ex_id:
+                continue
+            if cell.get("cell_type") != "code":
+                return MARKER_NOT_CODE.format(marker=line.strip(), kind=cell.get("cell_type"), cell=cell_label(index))
+            return MARKER_NOT_FIRST.format(marker=line.strip(), line=number, cell=cell_label(index))
+    return None
+
+
+def _uses_display(own: list) -> bool:
+    """An exercise cell calls `display` without defining or importing it."""
+    used = bound = False
+    for _, _, tree, _, _, _ in own:
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Name) and node.id == "display":
+                used |= isinstance(node.ctx, ast.Load)
+                bound |= isinstance(node.ctx, ast.Store)
+            elif isinstance(node, (ast.FunctionDef, ast.alias)) and "display" in (
+                    getattr(node, "name", None), getattr(node, "asname", None)):
+                bound = True
+    return used and not bound
+
+
 def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str, ExerciseSource], tuple[str, ...]]:
     """Every exercise of the assignment, found or missing, and notebook-level notes."""
     exercise_ids = list(exercise_ids)
     notes: list[str] = []
     parsed = []  # (label, exercise id or None, tree, source, removed magics, syntax error)
+    elsewhere: dict[str, tuple[str, str]] = {}  # name -> (cell, why it is not run), context cells only
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -142,20 +256,41 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             )
             ex_id = None
         tree, source, removed, error = _parse_cell(cell.source, label)
+        magic = cell_magic(cell.source) if removed else None
+        if ex_id is None and magic is not None:
+            if magic_name(magic) in PYTHON_CELL_MAGICS:
+                notes.append(CELL_MAGIC_KEPT.format(cell=label, magic=magic[:60]))
+            else:
+                lost = _defined_in_text(cell.source)
+                notes.append(CELL_MAGIC_DROPPED.format(cell=label, magic=magic[:60], language=_language(magic),
+                                                       lost=_lost([n for n in lost if n])))
+                for name in lost:
+                    elsewhere.setdefault(name, (label, f"its cell magic `{magic[:40]}` makes it not Python"))
+                tree, error = ast.parse(""), None
+        if ex_id is None and tree is not None:
+            for name in _bound_by_statements(tree):
+                elsewhere.setdefault(name, (label, "grading runs only the imports, defs and classes of other cells"))
+        elif ex_id is None and error is not None:
+            for name in _defined_in_text(cell.source):
+                elsewhere.setdefault(name, (label, "that cell is not valid Python, so it was skipped"))
         parsed.append((label, ex_id, tree, source, removed, error))
     out = {}
     for ex_id in exercise_ids:
         own = [p for p in parsed if p[1] == ex_id]
         if not own:
-            out[ex_id] = ExerciseSource(ex_id, ())
+            out[ex_id] = ExerciseSource(ex_id, (), detail=_marker_elsewhere(nb, ex_id))
             continue
         chunks: list[Chunk] = []
         ex_notes: list[str] = []
+        if _uses_display(own):
+            chunks.append(Chunk("IPython display", DISPLAY_SOURCE, False, "display"))
+            ex_notes.append(DISPLAY_NOTE)
         for label, cell_ex, tree, source, removed, error in parsed:
             if cell_ex == ex_id:
                 continue
             if error is not None:
-                ex_notes.append(f"{label} was skipped: it is not valid Python ({describe_syntax_error(error, label)})")
+                ex_notes.append(SYNTAX_DROPPED.format(cell=label, error=describe_syntax_error(error, label),
+                                                      lost=_lost(_defined_in_text(source))))
             elif tree is not None:
                 chunks.extend(_context_chunks(tree, source, label))
         syntax_error = None
@@ -165,11 +300,20 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             if error is not None and syntax_error is None:
                 syntax_error = describe_syntax_error(error, label)
             chunks.append(Chunk(label, source, True, label))
+        defined = {c.what.split()[-1] for c in chunks if not c.required}
         out[ex_id] = ExerciseSource(
             ex_id,
             tuple(int(p[0].split()[1]) for p in own),
             tuple(chunks),
             tuple(ex_notes),
             syntax_error,
+            elsewhere={name: where for name, where in elsewhere.items() if name not in defined},
         )
     return out, tuple(notes)
+
+
+def _language(magic: str) -> str:
+    name = magic_name(magic)
+    return {"bash": "a shell script", "sh": "a shell script", "script": "a script", "html": "HTML",
+            "javascript": "JavaScript", "js": "JavaScript", "writefile": "a file to write", "markdown": "Markdown",
+            "latex": "LaTeX", "svg": "SVG", "sql": "SQL"}.get(name, f"`%%{name}` input")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import nbformat
 from .errors import UnusableSubmission
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+DUPLICATE_IDS_NOTE = "some cells share an id (copied cells); nbformat gave them new ids, which changes nothing in grading"
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,24 @@ def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tupl
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise UnusableSubmission(path, "JSON, but not a Jupyter notebook (no 'cells')", tip)
     notes = []
-    try:
-        major = int(raw.get("nbformat", 0))
-        if major < 4:
-            notes.append(f"notebook format {major} upgraded to 4")
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as e:  # nbformat raises many types for malformed input
-        raise UnusableSubmission(path, f"not a readable Jupyter notebook ({_first_line(e)})", tip) from None
-    try:
-        nbformat.validate(nb)
-    except nbformat.ValidationError as e:
-        # Jupyter itself opens mildly invalid notebooks; grade what the cells say, and say so.
-        notes.append(f"notebook does not fully validate against nbformat 4: {_first_line(e)}")
+    # nbformat warns on stderr about duplicate or missing cell ids (copied cells, older editors) and repairs
+    # them: harmless for grading, so said once as a note, never printed (issue 14).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            major = int(raw.get("nbformat", 0))
+            if major < 4:
+                notes.append(f"notebook format {major} upgraded to 4")
+            nb = nbformat.reads(text, as_version=4)
+        except Exception as e:  # nbformat raises many types for malformed input
+            raise UnusableSubmission(path, f"not a readable Jupyter notebook ({_first_line(e)})", tip) from None
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError as e:
+            # Jupyter itself opens mildly invalid notebooks; grade what the cells say, and say so.
+            notes.append(f"notebook does not fully validate against nbformat 4: {_first_line(e)}")
+    if any(type(w.message).__name__ == "DuplicateCellId" for w in caught):
+        notes.append(DUPLICATE_IDS_NOTE)
     for cell in nb.cells:
         if not isinstance(cell.get("source"), str):
             raise UnusableSubmission(path, "a cell's source is not text", tip)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .assignment import Exercise
 from .errors import ConfigError, did_you_mean
 from .extract import MISSING_MESSAGE, ExerciseSource
@@ -11,6 +13,13 @@ STOPPED = "the grader stopped this exercise because {reason}"
 TAMPERING = "tampering detected: {what}; the exercise scores 0"
 FORGED = "something other than the grader wrote to its result channel ({details})"
 NOT_RUN = "not run: {why}"
+NAME_ELSEWHERE = "`{name}` is defined in {cell}, but {why}: move it into this exercise's cell, or into a function"
+IPYTHON_NAME = ("`{name}` exists only inside Jupyter (IPython), not when grading: leave it out of the exercise's "
+                "cell (use `print` to show values)")
+IPYTHON_NAMES = frozenset({"get_ipython", "In", "Out", "_ih", "_oh", "_ii", "_iii"})
+NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
+# A hint is about the maths of the exercise; these errors are about setting up the code, and say so themselves.
+SETUP_ERROR = re.compile(r"\b(NameError|ImportError|ModuleNotFoundError)\b")
 
 
 def validate_catalog(exercise: Exercise, collected: list[dict]) -> None:
@@ -32,7 +41,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
                    catalog: list[dict], cuda: bool) -> ExerciseResult:
     notes = list(source.notes)
     if source.missing:
-        return _unscored(exercise, catalog, cuda, MISSING, MISSING_MESSAGE.format(id=exercise.id), notes)
+        missing = MISSING_MESSAGE.format(id=exercise.id) + (f"; {source.detail}" if source.detail else "")
+        return _unscored(exercise, catalog, cuda, MISSING, missing, notes)
     if source.syntax_error:
         return _unscored(exercise, catalog, cuda, ERROR, f"your code does not compile: {source.syntax_error}", notes)
     if outcome.get("worker_error"):
@@ -42,6 +52,7 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
         notes.append(f"your code printed too much: {outcome['output_dropped']:,} bytes of output past the first "
                      f"{len(outcome['output'].encode()):,} were dropped")
     status, error = _verdict(outcome)
+    error = explain_names(error, source)
     reported = {c["id"]: c for c in outcome["checks"]}
     if status != GRADED:
         return _unscored(exercise, catalog, cuda, status, error, notes, reported)
@@ -52,8 +63,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
         if r is None:
             checks.append(_check(entry, ERROR, 0.0, spec.points, NOT_RUN.format(why="the checks ended early")))
             continue
-        message = r["message"]
-        if r["status"] in (FAILED, ERROR) and spec.hint:
+        message = explain_names(r["message"], source)
+        if r["status"] in (FAILED, ERROR) and spec.hint and not SETUP_ERROR.search(message.split("\n", 1)[0]):
             message = f"{message}\nHint: {spec.hint}"
         if r["status"] == SKIPPED:
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r["duration_s"]))
@@ -61,6 +72,23 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
             points = spec.points if r["status"] == PASSED else 0.0
             checks.append(_check(entry, r["status"], points, spec.points, message, r["duration_s"]))
     return _exercise(exercise, GRADED, None, checks, notes)
+
+
+def explain_names(message: str | None, source: ExerciseSource) -> str | None:
+    """A NameError of a name another cell defines where grading does not run it, or of an IPython-only
+    name, gets its cause and its fix (issue 14)."""
+    if not message:
+        return message
+    m = NAME_ERROR.search(message)
+    if m is None:
+        return message
+    name = m.group(1)
+    if name in source.elsewhere:
+        cell, why = source.elsewhere[name]
+        return f"{message}\n{NAME_ELSEWHERE.format(name=name, cell=cell, why=why)}"
+    if name in IPYTHON_NAMES:
+        return f"{message}\n{IPYTHON_NAME.format(name=name)}"
+    return message
 
 
 def _verdict(outcome: dict) -> tuple[str, str | None]:

@@ -52,11 +52,12 @@ class Verdict:
 
 
 def load_variants(folder: Path, assignment: Assignment) -> list[Variant]:
-    """`folder/<exercise>/<name>.py` (the exercise cell's code) with `<name>.yml` beside it."""
+    """`folder/<exercise>/<name>.py` (the exercise cell's code) or `<name>.ipynb` (a whole notebook, as a
+    student's editor saved it: Colab, VS Code, CRLF files ...), with `<name>.yml` beside it."""
     variants = []
     if not folder.is_dir():
         return variants
-    for code in sorted(folder.glob("*/*.py")):
+    for code in sorted([*folder.glob("*/*.py"), *folder.glob("*/*.ipynb")]):
         exercise = code.parent.name
         spec_path = code.with_suffix(".yml")
         if exercise not in assignment.exercises:
@@ -85,6 +86,8 @@ def load_variants(folder: Path, assignment: Assignment) -> list[Variant]:
 
 
 def variant_notebook(variant: Variant, folder: Path) -> Path:
+    if variant.code.suffix == ".ipynb":
+        return variant.code  # graded as the file it is, byte for byte
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import torch"),
                 nbformat.v4.new_code_cell(f"# exercise: {variant.exercise}\n" + variant.code.read_text(encoding="utf-8"))]

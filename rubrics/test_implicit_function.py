@@ -55,6 +55,8 @@ BACKWARD_FIX = (
     "backward receives output_grad = dl/dy and returns one value per input of forward: "
     "`-dF_dx / dF_dy * output_grad` for x, then None for y0, F and max_iter"
 )
+# What torch.func says when a saved-tensor hook is active around its transforms (torch 2.1-2.13).
+HOOKS_REFUSED = "support saved tensor hooks"
 SAVE_FIX = "keep tensors with `ctx.save_for_backward(x, y)` and read them back with `ctx.saved_tensors`"
 
 
@@ -297,8 +299,15 @@ def test_save_for_backward(student):
         return packed[i]
 
     x = f64(0.6, requires_grad=True)  # y = 0.8: x, y and y0 all differ
-    with _saved_tensors_hooks(pack, unpack):
-        y = apply(student, x, f64(0.5), circle)
+    try:
+        with _saved_tensors_hooks(pack, unpack):
+            y = apply(student, x, f64(0.5), circle)
+        hooked = True
+    except RuntimeError as e:
+        if HOOKS_REFUSED not in str(e):
+            raise
+        # torch.func inside forward refuses our hooks: legal code, and the node's saved tensors tell the same.
+        y, hooked = apply(student, x, f64(0.5), circle), False
     unpacked.clear()  # forget what the solver's own backward() calls inside forward unpacked
     node = y.grad_fn
     if node is None or not isinstance(getattr(type(node), "_forward_cls", None), type):
@@ -306,10 +315,10 @@ def test_save_for_backward(student):
              expected="y.grad_fn an ImplicitBackward node", found=f"grad_fn {type(node).__name__}",
              fix="return y from `forward` of a torch.autograd.Function subclass and call it through `Implicit.apply`")
     try:
-        node.saved_tensors  # noqa: B018 - reading them runs our unpack hook for each saved tensor
+        kept = node.saved_tensors  # with our hooks, reading them runs our unpack hook for each saved tensor
     except RuntimeError as e:
         fail("the tensors saved for backward cannot be read back", found=str(e).splitlines()[0][:240], fix=SAVE_FIX)
-    saved = [t.detach() for t in unpacked if _is_tensor(t) and tuple(t.shape) == (1,)]
+    saved = [t.detach() for t in (unpacked if hooked else kept) if _is_tensor(t) and tuple(t.shape) == (1,)]
     solution = f64(0.8)  # what forward returns (if it solves) or should return (if not: other checks say so)
     has_x = any(_equal(t, x.detach()) for t in saved)
     has_y = any(_equal(t, y.detach()) or bool(((t - solution).abs() <= VALUE_TOL).all()) for t in saved)
