@@ -28,6 +28,8 @@ CELL_MAGIC_KEPT = ("{cell} starts with the cell magic `{magic}`: grading uses it
                    "without that line")
 CELL_MAGIC_DROPPED = "{cell} was skipped: its cell magic `{magic}` makes it {language}, not Python{lost}"
 SYNTAX_DROPPED = "{cell} was skipped: it is not valid Python ({error}){lost}"
+COMPILE_NOTE = ("`torch.compile` runs your code uncompiled here: its C++ compiler does not fit the grading sandbox's "
+                "limits, so the code is graded, and timed, as the plain PyTorch it is written in")
 DISPLAY_NOTE = "`display(...)` is IPython's, not Python's: while grading, it prints the object's repr"
 # Cell magics whose body is Python (IPython runs it, timed or captured): the body is kept.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3", "pypy", "snakeviz"})
@@ -224,6 +226,17 @@ def _marker_elsewhere(nb: nbformat.NotebookNode, ex_id: str) -> str | None:
     return None
 
 
+def _uses_compile(trees) -> bool:
+    """`torch.compile(...)`, `@torch.compile` or `from torch import compile` somewhere in these cells."""
+    for tree in trees:
+        for node in ast.walk(tree) if tree is not None else ():
+            if (isinstance(node, ast.Attribute) and node.attr == "compile" and isinstance(node.value, ast.Name)
+                    and node.value.id == "torch") or (isinstance(node, ast.ImportFrom) and node.module == "torch"
+                                                     and any(a.name == "compile" for a in node.names)):
+                return True
+    return False
+
+
 def _uses_display(own: list) -> bool:
     """An exercise cell calls `display` without defining or importing it."""
     used = bound = False
@@ -293,6 +306,8 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
                                                       lost=_lost(_defined_in_text(source))))
             elif tree is not None:
                 chunks.extend(_context_chunks(tree, source, label))
+        if _uses_compile([p[2] for p in own] + [ast.parse(c.source) for c in chunks if c.filename.startswith("cell ")]):
+            ex_notes.append(COMPILE_NOTE)
         syntax_error = None
         for label, _, tree, source, removed, error in own:
             for magic in removed:

@@ -39,6 +39,7 @@ def render_text(result: SubmissionResult, color: bool = False) -> str:
             lines.append(paint(_indent(f"note: {note}", 4)[0], dim))
         hints_shown = set()
         skipped: dict[str, int] = {}
+        shared = _shared_failures(ex)
         for check in ex.checks:
             if check.status == PASSED:
                 continue
@@ -46,6 +47,9 @@ def render_text(result: SubmissionResult, color: bool = False) -> str:
                 skipped[check.message] = skipped.get(check.message, 0) + 1
                 continue
             if ex.status != GRADED and check.message.startswith("not run"):
+                continue
+            if check.id in shared:
+                lines.extend(_shared_lines(shared[check.id], ex.error, paint("✗", red)))
                 continue
             lines.append(f"    {paint('✗', red)} {check.id}  (0 / {_points(check.max_score)})")
             message, _, hint = check.message.partition("\nHint: ")
@@ -70,3 +74,31 @@ def _indent(text: str, n: int) -> list[str]:
         out.extend(textwrap.wrap(line, 110, initial_indent=" " * n, subsequent_indent=" " * (n + 2),
                                  drop_whitespace=False, replace_whitespace=False) or [" " * n])
     return out
+
+
+def _shared_failures(ex) -> dict[str, list]:
+    """Checks that failed with one and the same message (the stub's NotImplementedError, a missing cell):
+    the first check's id -> every check of the group, the others' ids -> [] (issue 14: one explanation,
+    then the list, so that a report stays about a screen per exercise)."""
+    groups: dict[str, list] = {}
+    for check in ex.checks:
+        if check.status not in (PASSED, SKIPPED) and not (ex.status != GRADED and check.message.startswith("not run")):
+            groups.setdefault(check.message.partition("\nHint: ")[0], []).append(check)
+    return {c.id: (group if i == 0 else []) for group in groups.values() if len(group) > 1
+            for i, c in enumerate(group)}
+
+
+def _shared_lines(group: list, error: str | None, mark: str) -> list[str]:
+    if not group:
+        return []  # shown with the first check of its group
+    points = sum(c.max_score for c in group)
+    lines = [f"    {mark} {len(group)} checks  (0 / {_points(points)}), all for one reason:"]
+    message = group[0].message.partition("\nHint: ")[0]
+    if message != error:  # an exercise's error is shown above already
+        lines.extend(_indent(message, 8))
+    cases: dict[str, list[str]] = {}  # a parametrized check once, with its number of cases
+    for c in group:
+        cases.setdefault(c.id.split("[", 1)[0], []).append(c.id)
+    names = [ids[0] if len(ids) == 1 else f"{base} ({len(ids)} cases)" for base, ids in cases.items()]
+    lines.extend(_indent("Checks: " + ", ".join(names), 8))
+    return lines

@@ -1,0 +1,84 @@
+"""Notebooks as students really write them (issue 14): a correct one loses nothing, and where points are lost
+the message names the cause, not a symptom. Whole-notebook variants under tests/variants keep the editors'
+formats (Colab, VS Code, JupyterLab 4, nbformat 4.0, CRLF); these tests pin the messages."""
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, VARIANTS, exercise_notebook, write_notebook
+from grader.read import read_submission
+from grader.report import render_text
+from grader.results import PASSED, SKIPPED
+
+
+def test_stub_report_is_a_screen_per_exercise(grader):
+    result = grader.grade(REPO / "exercises" / "pytorch_intro.ipynb")
+    text = render_text(result)
+    blocks = re.split(r"\n(?=[✓✗] \w)", text.split("\n\n", 1)[1].rsplit("\n\n", 1)[0])
+    assert len(blocks) == len(result.exercises)
+    for block in blocks:
+        assert len(block.splitlines()) <= 25, block
+        # one explanation per distinct error (one per stubbed function), not one per check
+        assert 1 <= block.count("raised NotImplementedError") <= 3, block
+
+
+def test_torch_compile_in_lunif_fast_is_graded_on_what_it_computes(grader, tmp_path):
+    code = ("@torch.compile\ndef square_distances(x):\n    sq = x.pow(2).sum(dim=1)\n"
+            "    return sq[:, None] + sq[None, :] - 2 * (x @ x.T)\n\n\n"
+            "def lunif_fast(x, t=2):\n    n = x.shape[0]\n    i, j = torch.triu_indices(n, n, offset=1, device=x.device)\n"
+            "    return square_distances(x)[i, j].mul(-t).exp().mean().log()\n")
+    path = exercise_notebook(tmp_path / "compiled.ipynb", {"beat_pdist": code})
+    ex = grader.grade(path, only="beat_pdist").exercise("beat_pdist")
+    assert "tampering" not in (ex.error or "")
+    assert ex.status == "graded" and ex.score == ex.max_score, [(c.id, c.message) for c in ex.checks]
+    assert any("torch.compile" in note for note in ex.notes)
+
+
+def test_name_assigned_in_another_cell_is_explained_without_the_maths_hint(grader, tmp_path):
+    path = write_notebook(tmp_path / "offset.ipynb", [
+        "import torch", "EVERY = 2",
+        "# exercise: views\ndef last_columns(t, k):\n    return t[:, t.shape[1] - k:]\n\n\n"
+        "def diagonal(t):\n    return t.diagonal()\n\n\ndef every_other_column(t):\n    return t[:, ::EVERY]\n"])
+    ex = grader.grade(path, only="views").exercise("views")
+    lost = [c for c in ex.checks if c.status not in (PASSED, SKIPPED)]
+    assert lost and all("every_other_column" in c.id or c.id == "test_runs" for c in lost)
+    for check in lost:
+        assert "NameError: name 'EVERY' is not defined" in check.message
+        assert "`EVERY` is defined in cell 2, but grading runs only the imports, defs and classes of other cells: " \
+               "move it into this exercise's cell, or into a function" in check.message
+        assert "Hint:" not in check.message
+
+
+def test_variant_messages_name_the_cell(grader):
+    hidden = grader.grade(VARIANTS / "sequential_model" / "hidden_assigned_in_other_cell.ipynb", only="sequential_model")
+    assert "`HIDDEN` is defined in cell 2" in hidden.exercise("sequential_model").error
+    marker = grader.grade(VARIANTS / "views" / "marker_below_cell_magic.ipynb", only="views").exercise("views")
+    assert marker.error == ("no cell marked `# exercise: views`; `# exercise: views` is on line 2 of cell 2; "
+                            "the marker must be the cell's first line")
+
+
+def test_duplicate_cell_ids_are_a_note_not_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        submission = read_submission(VARIANTS / "lost_leaf" / "duplicate_cell_ids.ipynb")
+    assert any("share an id" in note for note in submission.notes)
+
+
+@pytest.mark.parametrize("path", sorted(VARIANTS.glob("*/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_whole_notebook_variants_are_written_by_their_generator(path):
+    # tests/variants/_notebooks.py writes them byte for byte; an edited copy would test something else.
+    assert path.with_suffix(".yml").is_file()
+    assert path.read_bytes().startswith(b"{")
+
+
+def test_ipython_name_is_explained(grader, tmp_path):
+    path = exercise_notebook(tmp_path / "ipython.ipynb", {
+        "lost_leaf": "get_ipython().run_line_magic('time', '1')\n"
+                     "def make_leaves(device, dtype=torch.float32):\n"
+                     "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+                     "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n"})
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "error" and "`get_ipython` exists only inside Jupyter" in ex.error
