@@ -82,3 +82,14 @@ def test_ipython_name_is_explained(grader, tmp_path):
                      "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n"})
     ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
     assert ex.status == "error" and "`get_ipython` exists only inside Jupyter" in ex.error
+
+
+def test_missing_cell_ids_of_nbformat_45_are_quiet(tmp_path):
+    import json
+
+    cells = [{"cell_type": "code", "metadata": {}, "source": "import torch", "execution_count": None, "outputs": []}]
+    path = tmp_path / "no_ids.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_submission(path).notes == ()
