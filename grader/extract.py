@@ -256,7 +256,7 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
     exercise_ids = list(exercise_ids)
     notes: list[str] = []
     parsed = []  # (label, exercise id or None, tree, source, removed magics, syntax error)
-    elsewhere: dict[str, tuple[str, str]] = {}  # name -> (cell, why it is not run), context cells only
+    elsewhere: dict[tuple[str, str], str] = {}  # (cell, name) -> why grading does not run what binds it there
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code":
             continue
@@ -278,14 +278,16 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
                 notes.append(CELL_MAGIC_DROPPED.format(cell=label, magic=magic[:60], language=_language(magic),
                                                        lost=_lost([n for n in lost if n])))
                 for name in lost:
-                    elsewhere.setdefault(name, (label, f"its cell magic `{magic[:40]}` makes it not Python"))
+                    elsewhere.setdefault((label, name), f"its cell magic `{magic[:40]}` makes it not Python")
                 tree, error = ast.parse(""), None
-        if ex_id is None and tree is not None:
+        # For the other exercises, every cell (another exercise's too) is context: what it binds but
+        # grading does not run there explains a NameError.
+        if tree is not None:
             for name in _bound_by_statements(tree):
-                elsewhere.setdefault(name, (label, "grading runs only the imports, defs and classes of other cells"))
-        elif ex_id is None and error is not None:
+                elsewhere.setdefault((label, name), "grading runs only the imports, defs and classes of other cells")
+        elif error is not None:
             for name in _defined_in_text(cell.source):
-                elsewhere.setdefault(name, (label, "that cell is not valid Python, so it was skipped"))
+                elsewhere.setdefault((label, name), "that cell is not valid Python, so it was skipped")
         parsed.append((label, ex_id, tree, source, removed, error))
     out = {}
     for ex_id in exercise_ids:
@@ -316,13 +318,18 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
                 syntax_error = describe_syntax_error(error, label)
             chunks.append(Chunk(label, source, True, label))
         defined = {c.what.split()[-1] for c in chunks if not c.required}
+        own_labels = {p[0] for p in own}
+        missing_names: dict[str, tuple[str, str]] = {}
+        for (label, name), why in elsewhere.items():
+            if label not in own_labels and name not in defined:
+                missing_names.setdefault(name, (label, why))
         out[ex_id] = ExerciseSource(
             ex_id,
             tuple(int(p[0].split()[1]) for p in own),
             tuple(chunks),
             tuple(ex_notes),
             syntax_error,
-            elsewhere={name: where for name, where in elsewhere.items() if name not in defined},
+            elsewhere=missing_names,
         )
     return out, tuple(notes)
 

@@ -198,3 +198,10 @@ def test_lecture_notebook_implicit_cell_builds_without_running_the_rest():
     assert "torch.autograd.grad(b2.sum(), a)" not in context  # the cell that raises on purpose
     whats = [c.what for c in src.chunks if not c.required]
     assert "import graphviz" in whats and "def ptgraph" in whats and "def lunif2" in whats
+
+
+def test_names_bound_in_another_exercise_cell_are_known_too():
+    n = nb("import torch", "# exercise: a\nSCALE = 3\ndef f():\n    return SCALE", "# exercise: b\ny = SCALE")
+    sources, _ = extract_exercises(n, ["a", "b"])
+    assert sources["b"].elsewhere["SCALE"][0] == "cell 2"
+    assert "SCALE" not in sources["a"].elsewhere  # its own cell binds it
