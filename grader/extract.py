@@ -276,7 +276,7 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             else:
                 lost = _defined_in_text(cell.source)
                 notes.append(CELL_MAGIC_DROPPED.format(cell=label, magic=magic[:60], language=_language(magic),
-                                                       lost=_lost([n for n in lost if n])))
+                                                       lost=_lost(lost)))
                 for name in lost:
                     elsewhere.setdefault((label, name), f"its cell magic `{magic[:40]}` makes it not Python")
                 tree, error = ast.parse(""), None
