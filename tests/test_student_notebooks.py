@@ -4,8 +4,6 @@ formats (Colab, VS Code, JupyterLab 4, nbformat 4.0, CRLF); these tests pin the 
 
 import re
 import warnings
-from pathlib import Path
-
 import pytest
 
 from conftest import REPO, VARIANTS, exercise_notebook, write_notebook
@@ -33,7 +31,9 @@ def test_torch_compile_in_lunif_fast_is_graded_on_what_it_computes(grader, tmp_p
     path = exercise_notebook(tmp_path / "compiled.ipynb", {"beat_pdist": code})
     ex = grader.grade(path, only="beat_pdist").exercise("beat_pdist")
     assert "tampering" not in (ex.error or "")
-    assert ex.status == "graded" and ex.score == ex.max_score, [(c.id, c.message) for c in ex.checks]
+    # Its speed is judged like any other formula's (by the timing rubric, on a shared machine): not pinned here.
+    lost = [(c.id, c.message) for c in ex.checks if c.status not in (PASSED, SKIPPED)]
+    assert ex.status == "graded" and all(c.startswith("test_faster_than_pdist") for c, _ in lost), lost
     assert any("torch.compile" in note for note in ex.notes)
 
 
@@ -67,11 +67,20 @@ def test_duplicate_cell_ids_are_a_note_not_a_warning():
     assert any("share an id" in note for note in submission.notes)
 
 
-@pytest.mark.parametrize("path", sorted(VARIANTS.glob("*/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_whole_notebook_variants_are_written_by_their_generator(path):
-    # tests/variants/_notebooks.py writes them byte for byte; an edited copy would test something else.
-    assert path.with_suffix(".yml").is_file()
-    assert path.read_bytes().startswith(b"{")
+def test_whole_notebook_variants_are_what_their_generator_writes(tmp_path):
+    # tests/variants/_notebooks.py writes them byte for byte (CRLF, odd line breaks): a copy edited in an
+    # editor that normalises them would quietly test something else.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_notebooks", VARIANTS / "_notebooks.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generator.write_all(tmp_path)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("*/*.ipynb"))
+    assert written == sorted(p.relative_to(VARIANTS) for p in VARIANTS.glob("*/*.ipynb"))
+    for relative in written:
+        assert (VARIANTS / relative).read_bytes() == (tmp_path / relative).read_bytes(), relative
+        assert (VARIANTS / relative).with_suffix(".yml").is_file()
 
 
 def test_ipython_name_is_explained(grader, tmp_path):
