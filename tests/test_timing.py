@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, VARIANTS, exercise_notebook
+from conftest import MINI_RUBRICS, REPO, VARIANTS, exercise_notebook
 from grader import Grader, load_assignment
 from grader.pool import OWNED_PREFIXES, WorkerPool
 from grader.timing import NOT_SEPARABLE, ThresholdPolicy, charged_cpu, cpu_sample
@@ -92,8 +92,10 @@ def test_threshold_policy_from_the_yaml():
 # -- 2. the environment ------------------------------------------------------------------------
 
 
-def owned_part(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+def owned_part(worker) -> dict[str, str]:
+    """The allocator and thread variables a grading worker was started with."""
+    worker.wait_ready()
+    raw = Path(f"/proc/{worker.proc.pid}/environ").read_bytes().split(b"\0")
     env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
     return {k: v for k, v in env.items() if k.startswith(OWNED_PREFIXES)}
 
@@ -102,15 +104,15 @@ def test_workers_own_their_environment_and_verdict(assignment, tmp_path, monkeyp
     """A Dask nanny's MALLOC_TRIM_THRESHOLD_=65536 (and a shell's thread and allocator settings) never
     reach a worker: its allocator and thread variables, and a correct near-threshold verdict, are the same."""
     nb = exercise_notebook(tmp_path / "cdist.ipynb", {"beat_pdist": variant("ok_cdist")})
-    with WorkerPool(1, []) as pool:
-        quiet = owned_part(pool._workers[0].proc.pid)
+    with WorkerPool(1, [str(MINI_RUBRICS / "test_double.py")]) as pool:
+        quiet = owned_part(pool._workers[0])
     with Grader(assignment, jobs=1) as g:
         plain = speed_check(g.grade(nb, only="beat_pdist"))
     for name, value in {"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "4",
                         "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=65536", "KMP_AFFINITY": "compact"}.items():
         monkeypatch.setenv(name, value)
     with Grader(assignment, jobs=1) as g:
-        assert owned_part(g.pool._workers[0].proc.pid) == quiet
+        assert owned_part(g.pool._workers[0]) == quiet
         nanny = speed_check(g.grade(nb, only="beat_pdist"))
     assert quiet == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                      "OPENBLAS_NUM_THREADS": "1"}
@@ -179,7 +181,7 @@ def _grading_workers_environment() -> list[dict[str, str]]:
     """On a Dask worker: the allocator and thread variables of its Grader's grading workers."""
     from grader.distributed import _graders
 
-    return [owned_part(w.proc.pid) for held in _graders.values() for w in held.grader.pool._workers]
+    return [owned_part(w) for held in _graders.values() for w in held.grader.pool._workers]
 
 
 def test_dask_gives_the_local_verdict_on_a_near_threshold_solution(assignment, grader, tmp_path):
