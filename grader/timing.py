@@ -333,7 +333,8 @@ def measure_speedup(student, reference, make_inputs, *, threshold: float, device
     count now), whatever the student's code set before. `reference_speedup` and `policy` only
     travel into the result (where the threshold came from).
     """
-    threads = _int(threads if threads is not None else _get_num_threads())
+    before = _int(_get_num_threads())
+    threads = _int(threads if threads is not None else before)
     clock = _Clock(device)
     use_cpu_clock = not clock.cuda and threads == 1
     started = _monotonic()
@@ -457,7 +458,8 @@ def measure_speedup(student, reference, make_inputs, *, threshold: float, device
             return result(remeasured=True)
         return result()
     finally:
-        set_threads()  # the checks after this one run with the configured count again
+        if _get_num_threads() != before:  # as the student's code left it: the run reports what it used
+            _set_num_threads(before)
 
 
 # -- thresholds: fixed, or calibrated on the grading machine ---------------------------------------

@@ -127,6 +127,17 @@ def test_torch_threads_reports_what_the_run_used(mini_grader, tmp_path):
     assert mini_grader.grade(nb).torch_threads == 1
 
 
+def test_a_submission_that_raises_the_thread_count_is_timed_with_the_configured_one(grader, tmp_path):
+    """Its own calls may use more threads (their CPU counts), but the reference never gets them,
+    and the result reports the count the run was left with."""
+    nb = exercise_notebook(tmp_path / "threads.ipynb",
+                           {"beat_pdist": "torch.set_num_threads(2)\n" + variant("ok_full_matrix_minus_diag")})
+    result = grader.grade(nb, only="beat_pdist")
+    assert result.torch_threads == 2
+    check = speed_check(result)
+    assert check.status == "passed" and "on cpu, 1 torch thread," in check.message, check.message
+
+
 # -- 3. every timed call is an answer ----------------------------------------------------------
 
 
