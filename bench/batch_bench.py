@@ -171,6 +171,11 @@ class FloorPlugin:
     def thresholds(self):
         return dict(self._thresholds)
 
+    @pytest.fixture(scope="session")
+    def calibration(self, request):
+        """What a grading worker's calibration run measures (grader/calibration.py), once per process."""
+        return {"threads": 1, **floor_calibration(request.session.items[0])}
+
     def pytest_runtest_setup(self, item):
         from grader import checks
         from grader._plugin import seed_everything
@@ -186,6 +191,30 @@ class FloorPlugin:
             rec["status"] = "skipped"
         elif report.failed:
             rec["status"] = "failed"
+
+
+_FLOOR_CALIBRATIONS: dict[str, dict] = {}
+
+
+def floor_calibration(item) -> dict:
+    """The rubric's `calibrate` on the assignment's solution, as a worker's calibration run does it."""
+    from grader.assignment import load_assignment
+    from grader.calibration import run_calibration, solution_chunks
+    import torch
+
+    from grader.extract import Chunk
+
+    rubric = str(item.path)
+    if rubric not in _FLOOR_CALIBRATIONS:
+        assignment = load_assignment(item.path.parent)
+        exercise = item.path.stem.removeprefix("test_")
+        chunks = [Chunk(**c) for c in solution_chunks(str(assignment.solution_notebook), exercise)]
+        saved = sys.modules.get("student")
+        solution, _ = load_student(chunks)
+        if saved is not None:
+            sys.modules["student"] = saved
+        _FLOOR_CALIBRATIONS[rubric] = run_calibration([item], solution, torch.get_num_threads())
+    return _FLOOR_CALIBRATIONS[rubric]
 
 
 def load_student(chunks) -> tuple[types.ModuleType, str | None]:

@@ -1,10 +1,12 @@
 """On a CUDA machine: time beat_pdist's solution and timing variants with the rubric's own timing code.
 
 Prints one row per submission (measured speed-up over the pdist reference, pair-ratio spread,
-per-call times, verdict against the CUDA threshold of the assignment YAML, and the verdict the
-variant's yml expects), each measured `--runs` times, then a suggested threshold halfway (in
-log scale) between the fastest pdist-based row and the slowest correct one. Without CUDA it
-says so and exits 0.
+per-call times, verdict against the CUDA threshold, and the verdict the variant's yml expects),
+each measured `--runs` times, then a suggested threshold halfway (in log scale) between the
+fastest pdist-based row and the slowest correct one. The threshold is the YAML's policy for the
+device (issue 12: calibrated, max(least, R ** share) with R the solution's median speed-up here,
+measured first; a fixed number where the YAML gives one), or `--threshold`. Without CUDA it says
+so and exits 0.
 
     python bench/gpu_check.py [--runs 5] [--size 1024,128] [--threshold 3.0] [--cpu]
 
@@ -28,7 +30,8 @@ RUBRIC = REPO / "rubrics" / "test_beat_pdist.py"
 CONFIG = REPO / "rubrics" / "pytorch_intro.yml"
 VARIANTS = REPO / "tests" / "variants" / "beat_pdist"
 SOLUTION_NB = REPO / "solutions" / "pytorch_intro.ipynb"
-TIMING_VARIANTS = ["lecture_lunif2", "calls_torch_pdist", "ok_cdist", "ok_triu_mask", "ok_full_matrix_minus_diag"]
+TIMING_VARIANTS = ["lecture_lunif2", "calls_torch_pdist", "ok_cdist", "ok_triu_mask", "ok_full_matrix_minus_diag",
+                   "grad_right_first_call_only", "slow_python_loop"]
 
 
 def load_rubric():
@@ -80,12 +83,12 @@ def function_of(source: str):
     return namespace["lunif_fast"]
 
 
-def threshold_from_yaml(device: str) -> float | None:
-    try:
-        raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
-        return float(raw["exercises"]["beat_pdist"]["thresholds"][device])
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
+def policy_from_yaml(device: str):
+    from grader.timing import ThresholdPolicy
+
+    raw = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    return ThresholdPolicy.from_config(raw["exercises"]["beat_pdist"]["thresholds"][device],
+                                       f"exercises.beat_pdist.thresholds.{device}")
 
 
 def main() -> int:
@@ -102,39 +105,62 @@ def main() -> int:
         return 0
     if device == "cpu":
         torch.set_num_threads(1)
-    from grader.timing import describe_device, measure_speedup
+    from grader.timing import describe_device
 
     rubric = load_rubric()
     if args.size:
         rubric.TIMING_SIZE[device] = tuple(int(v) for v in args.size.split(","))
     n, d = rubric.TIMING_SIZE[device]
-    threshold = args.threshold or threshold_from_yaml(device) or 1.0
+    rows = submissions()
+    policy = policy_from_yaml(device)
+    reference_speedup = None
+    if args.threshold:
+        threshold = args.threshold
+    elif policy.calibrated:  # the calibration, as each grading worker makes it: the solution against pdist
+        solution = function_of(rows[0][1])
+        cal = sorted(rubric.measure(solution, device, 0.0, repeats=rubric.CALIBRATION_PAIRS).speedup
+                     for _ in range(args.runs))
+        reference_speedup = cal[len(cal) // 2]
+        threshold = policy.threshold(reference_speedup)
+        if policy.skip_reason({"speedup": reference_speedup}, "pdist", device):
+            print(f"the solution reached only {reference_speedup:.2f}x here (separable needs {policy.separable:g}x): "
+                  "the grader would skip the speed check on this device")
+    else:
+        threshold = policy.threshold(None)
     print(f"beat_pdist timing on {describe_device(device)}, torch {torch.__version__}, "
-          f"x of shape ({n}, {d}) float32, threshold {threshold:g}x, {args.runs} runs each")
+          f"x of shape ({n}, {d}) float32, threshold {threshold:.3g}x"
+          + (f" (calibrated: {policy.describe()}; the solution reached {reference_speedup:.3g}x)"
+             if reference_speedup else "") + f", {args.runs} runs each")
     header = f"{'submission':28s} {'expect':6s} {'median':>7s} {'runs min-max':>13s} {'pairs':>5s} " \
              f"{'yours ms':>9s} {'ref ms':>8s}  verdicts"
     print(header)
     print("-" * len(header))
     good, bad = [], []
-    for name, source, should_pass in submissions():
+    for name, source, should_pass in rows:
         fn = function_of(source)
-        speedups, passes, row = [], 0, None
+        speedups, passes, row, errors = [], 0, None, 0
         for run in range(args.runs):
             torch.manual_seed(run)
-            result = measure_speedup(
-                rubric.run_student(fn), rubric.run_reference, rubric.timing_inputs(device),
-                threshold=threshold, device=device, verify=rubric.timing_verifier(n, d, device),
-            )
+            try:
+                result = rubric.measure(fn, device, threshold, reference_speedup=reference_speedup)
+            except AssertionError:  # a wrong answer in a timed call (the verifier): no speed verdict, a fail
+                errors += 1
+                continue
             speedups.append(result.speedup)
             passes += result.passed
             row = result
+        if not speedups:
+            print(f"{name:28s} {'pass' if should_pass else 'fail':6s} every run failed the verification of a timed "
+                  f"call ({errors}/{args.runs}) {'OK' if not should_pass else '<-- not as expected'}")
+            continue
         speedups.sort()
         median = speedups[len(speedups) // 2]
         (good if should_pass else bad).append(median)
         ok = passes == args.runs if should_pass else passes == 0
         print(f"{name:28s} {'pass' if should_pass else 'fail':6s} {median:6.2f}x {speedups[0]:5.2f}-{speedups[-1]:5.2f}x "
               f"{row.pairs:5d} {row.student_s * 1e3:9.3f} {row.reference_s * 1e3:8.3f}  "
-              f"{passes}/{args.runs} passed {'OK' if ok else '<-- not as expected'}")
+              f"{passes}/{args.runs} passed{f', {errors} wrong' if errors else ''} "
+              f"{'OK' if ok else '<-- not as expected'}")
     if good and bad:
         lo, hi = max(bad), min(good)
         if lo < hi:

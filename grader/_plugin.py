@@ -31,6 +31,7 @@ TRACING_EVENTS = frozenset({"sys.settrace", "sys.setprofile", "sys.monitoring.re
 _exit, _isinstance, _getattr = os._exit, isinstance, getattr
 _random_seed, _numpy_seed = random.seed, numpy.random.seed
 _torch_manual_seed, _cpu_generator = torch.manual_seed, torch.default_generator
+_get_num_threads = torch.get_num_threads
 
 
 class Channel:
@@ -129,12 +130,20 @@ class RubricPlugin:
             print("\n".join(self.collection_errors))
             channel.send("done")
             return
+        if job.get("calibration_run"):  # the reference solution, read before the sandbox hides it
+            from . import calibration
+
+            job["chunks"] = calibration.solution_chunks(**job["calibrate"])
         channel.send("notes", notes=close_sandbox())
         seed_everything(job.get("seed", 0))
         _forbid_tracing(channel)
         if self.integrity is not None:
             self.integrity.arm()
         self.module = self._load_student()
+        if job.get("calibration_run"):
+            channel.send("calibration", data=calibration.run_calibration(items, self.module, _get_num_threads()))
+            channel.send("done", threads=_get_num_threads())
+            return
         if not cuda:  # reported as pytest would, without its per-check protocol around a skip
             gpu_only = [item for item in items if item.get_closest_marker("needs_cuda")]
             for item in gpu_only:
@@ -148,7 +157,7 @@ class RubricPlugin:
             self._verify_integrity(f"during the check `{self.running}`")
             self._crash(f"{type(e).__name__} raised during the check `{self.running}`")
         self._verify_integrity("after the last check")
-        channel.send("done")
+        channel.send("done", threads=_get_num_threads())  # what the run really used, after the student's code
 
     def _load_student(self) -> types.ModuleType:
         module = types.ModuleType(STUDENT_MODULE)
@@ -186,6 +195,11 @@ class RubricPlugin:
     def thresholds(self):
         return dict(self.job.get("thresholds") or {})
 
+    @pytest.fixture(scope="session")
+    def calibration(self):
+        """This worker's measurement of the reference solution (`grader.calibration`), and the run's threads."""
+        return {"threads": int(self.job.get("threads", 1)), **(self.job.get("calibration") or {})}
+
     # -- running and reporting each check ---------------------------------------------------
 
     def pytest_runtest_setup(self, item):
@@ -202,6 +216,8 @@ class RubricPlugin:
             self._verify_integrity(f"during the check `{item.name}`")
         if call.excinfo is not None and _isinstance(call.excinfo.value, (SystemExit, KeyboardInterrupt)):
             self._crash(f"{call.excinfo.typename} raised during the check `{item.name}`")
+        if report.passed and call.when == "call":  # a passed check's own account (e.g. the measured speed-up)
+            record["message"] = "\n".join(str(v) for k, v in report.user_properties if k == checks.FEEDBACK)
         if report.skipped and record["status"] == "passed":
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             record.update(status="skipped", message=reason.removeprefix("Skipped: "))

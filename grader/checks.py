@@ -28,6 +28,10 @@ _cuda_available = torch.cuda.is_available
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
+# The `record_property` name under which a passed check leaves its feedback (the measured speed-up).
+FEEDBACK = "feedback"
+
+
 class CheckFailure(AssertionError):
     """A check failed; the message is written for the student, and shown as is."""
 

@@ -75,7 +75,8 @@ def feedback_markdown(ex) -> str:
         lines.append(f"*{ex.status}*: {_md_escape(ex.error)}\n")
     for c in ex.checks:
         if c.status == PASSED:
-            lines.append(f"- ✓ {_md_escape(c.name)}")
+            lines.append(f"- ✓ {_md_escape(c.name)}" + "".join(f"\n\n      {_md_escape(line)}"
+                                                           for line in c.message.splitlines()))
         elif c.status == SKIPPED:
             lines.append(f"- – {_md_escape(c.name)} (skipped: {_md_escape(c.message)})")
         else:

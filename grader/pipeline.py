@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .assignment import Assignment, Exercise
+from .calibration import request as calibration_request
 from .errors import ConfigError, GraderCrash
 from .extract import ExerciseSource, extract_exercises
 from .pool import WorkerPool
@@ -43,6 +44,7 @@ def run_job(exercise: Exercise, source: ExerciseSource, assignment: Assignment, 
         "thresholds": exercise.thresholds,
         "private_dirs": [str(p) for p in (*assignment.private_dirs, *hidden)],
         "seed": 0,
+        "calibrate": calibration_request(exercise, assignment),
     }
 
 
@@ -99,11 +101,14 @@ class Grader:
         exercises = [e for e in self.assignment.exercises.values() if only in (None, e.id)]
         sources, notes = extract_exercises(submission.notebook, self.assignment.exercises)
 
+        threads_used = []  # torch threads each run really had at its end (the student may change them)
+
         def grade_one(exercise: Exercise):
             source = sources[exercise.id]
             outcome = None
             if not source.missing and not source.syntax_error:
                 outcome = self.pool.run(run_job(exercise, source, self.assignment, self.threads, self.hidden))
+                threads_used.append(int(outcome.get("threads") or 0))
             return score_exercise(exercise, source, outcome, catalog[exercise.id], self.cuda)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as ex:
@@ -120,7 +125,7 @@ class Grader:
             duration_s=round(time.monotonic() - started, 3),
             notes=submission.notes + notes,
             exercises=results,
-            torch_threads=self.threads,
+            torch_threads=max(threads_used, default=0) or self.threads,
         )
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+from .calibration import Calibrations
+
 # Must precede the torch import: is_available() then asks NVML, not the CUDA driver.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
@@ -382,6 +384,9 @@ def _take(out: dict, msg: dict, expected: set, seen: set) -> str | None:
         out[kind] = out[kind] or str(msg.get("message") or msg.get("reason"))
     elif kind == "done":
         out["done"] = True
+        out["threads"] = int(msg.get("threads") or 0)
+    elif kind == "calibration":
+        out["calibration"] = dict(msg["data"])
     else:
         return f"a message of an unknown kind `{str(kind)[:40]}`"
     return None
@@ -436,12 +441,13 @@ class _Server:
 
 def _answer(line: str) -> str:
     try:
-        return json.dumps(run_job(json.loads(line)))
+        return json.dumps(run_job(_CALIBRATIONS.prepare(json.loads(line), run_job)))
     except Exception as e:  # noqa: BLE001 - reported to the grader as its own failure
         return json.dumps({"worker_error": f"{type(e).__name__}: {e}"})
 
 
 _SERVER: _Server | None = None
+_CALIBRATIONS = Calibrations()
 
 
 def serve(rubrics: list[str]) -> None:

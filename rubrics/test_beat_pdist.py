@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from grader.checks import NEEDS_CUDA, describe, expect_close, fail, need
-from grader.timing import expect_speedup, measure_speedup
+from grader.checks import FEEDBACK, NEEDS_CUDA, cuda_available, describe, expect_close, fail, need
+from grader.timing import ThresholdPolicy, calibration_record, expect_speedup, measure_speedup
 
 # Our own references, taken before any student code is loaded.
 _pdist = torch.pdist
@@ -26,13 +26,16 @@ _float64 = torch.float64
 _float32 = torch.float32
 _isclose = torch.isclose
 _abs = torch.abs
+_exp = torch.exp
 _log = math.log
+_mm = torch.mm
 
 NAME = "lunif_fast"
 # (N, D) of the timed inputs. CPU: the reference takes about 20 ms per forward+backward with one
 # thread on the grading machine (2-core AMD EPYC); on a GPU the lecture's own size.
 TIMING_SIZE = {"cpu": (512, 500), "cuda": (1024, 128)}
 REFERENCE_NAME = "the torch.pdist version (the lecture's lunif)"
+CALIBRATION_PAIRS = 21  # timed pairs of the reference solution against pdist, once per worker and refresh
 
 VALUE_RTOL, VALUE_ATOL = 1e-7, 1e-10
 GRAD_RTOL, GRAD_ATOL = 1e-6, 1e-9
@@ -239,9 +242,23 @@ def timing_inputs(device):
     return make_inputs
 
 
+def closed_form(x, t=2):
+    """The loss and its gradient without autograd, from one matrix product (float32 products, float64
+    sums): L = log(S / P) with S = sum over i < j of w_ij = exp(-t |x_i - x_j|^2) and P the number of
+    pairs, dL/dx_i = -2t / S * sum over j of w_ij (x_i - x_j). A few ms, where pdist's backward takes tens."""
+    n = x.shape[0]
+    sq = (x * x).sum(1)
+    w = _exp(-t * (sq[:, None] + sq[None, :] - 2 * _mm(x, x.t())))
+    w.fill_diagonal_(0)
+    s = w.to(_float64).sum() / 2
+    value = (s / (n * (n - 1) / 2)).log()
+    grad = (-2 * t / s).to(x.dtype) * (w.sum(1)[:, None] * x - _mm(w, x))
+    return value, grad
+
+
 def timing_verifier(n, d, device):
-    """Outside the timed region: every timed result must be right for its own fresh input."""
-    calls = []
+    """Outside the timed region: every timed result, its value and its gradient, must be right for its
+    own fresh input, on every call (so an answer right only on a first call, or a cached one, fails)."""
 
     def verify(args, out):
         (x,) = args
@@ -253,20 +270,16 @@ def timing_verifier(n, d, device):
                  expected="a loss with a grad_fn that reaches x", found=f"{describe(loss)}, requires_grad={loss.requires_grad}",
                  where=where, fix="do not detach or leave autograd inside the function")
         with torch.no_grad():
-            expected = reference_loss(x.detach())
-        if loss.dtype != expected.dtype or not bool(_isclose(loss.detach(), expected, rtol=1e-4, atol=1e-5)):
+            expected, expected_g = closed_form(x.detach())
+        if loss.dtype != x.dtype or not bool(_isclose(loss.detach().to(_float64), expected, rtol=1e-4, atol=1e-5)):
             fail("the speed is judged only for correct results, and this one is wrong",
-                 expected=f"{expected.item():.7g} (the pdist version, float32)",
+                 expected=f"{expected.item():.7g} (the uniformity loss, float32)",
                  found=f"{loss.detach().item():.7g} ({describe(loss)})", where=where,
                  tolerance="rtol=1e-4, atol=1e-5",
                  fix="make the value checks pass first; a result cached from another input is also wrong here")
-        if not calls:  # the gradient once (the first, warm-up call): a reference backward costs time
-            x_ref = x.detach().clone().requires_grad_()
-            (expected_g,) = _grad(reference_loss(x_ref), x_ref)
-            scale = float(_abs(expected_g).max())
-            expect_close(g, expected_g, f"the gradient of {where}", rtol=1e-3, atol=1e-3 * scale,
-                         fix="make the gradient checks pass first")
-        calls.append(1)
+        scale = float(_abs(expected_g).max())
+        expect_close(g, expected_g, f"the gradient of {where}", rtol=1e-3, atol=1e-3 * scale,
+                     fix="make the gradient checks pass first: every call's gradient is checked, not only the first")
 
     return verify
 
@@ -288,23 +301,46 @@ def run_reference(x):
     return loss, g
 
 
-@pytest.mark.parametrize("device", [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=NEEDS_CUDA)])
-def test_faster_than_pdist(student, thresholds, device):
-    """forward+backward beats the pdist version by the device's threshold"""
-    lunif_fast = need(student, NAME)
+def timing_policy(thresholds, device) -> ThresholdPolicy:
     if device not in thresholds:
         raise RuntimeError(f"the assignment YAML has no exercises.beat_pdist.thresholds.{device}")
+    return ThresholdPolicy.from_config(thresholds[device], f"exercises.beat_pdist.thresholds.{device}")
+
+
+def measure(lunif_fast, device, threshold, **kw):
     n, d = TIMING_SIZE[device]
-    result = measure_speedup(
-        run_student(lunif_fast), run_reference, timing_inputs(device),
-        threshold=float(thresholds[device]), device=device, verify=timing_verifier(n, d, device),
-    )
-    expect_speedup(
+    return measure_speedup(run_student(lunif_fast), run_reference, timing_inputs(device), threshold=threshold,
+                           device=device, verify=timing_verifier(n, d, device), **kw)
+
+
+@pytest.mark.parametrize("device", [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=NEEDS_CUDA)])
+def test_faster_than_pdist(student, thresholds, calibration, record_property, device):
+    """forward+backward beats the pdist version by the device's threshold"""
+    lunif_fast = need(student, NAME)
+    policy = timing_policy(thresholds, device)
+    measured = calibration.get(device)
+    skip = policy.skip_reason(measured or {"error": calibration.get("error")}, REFERENCE_NAME, device)
+    if skip:
+        pytest.skip(skip)
+    reference_speedup = measured["speedup"] if policy.calibrated else None
+    n, d = TIMING_SIZE[device]
+    result = measure(lunif_fast, device, policy.threshold(reference_speedup), threads=calibration.get("threads"),
+                     reference_speedup=reference_speedup, policy=policy.describe())
+    record_property(FEEDBACK, expect_speedup(
         result, what=f"{NAME}", reference_name=REFERENCE_NAME,
         inputs=f"x of shape ({n}, {d}), float32, on the unit sphere",
         fix="one matrix product `x @ x.T` for all the inner products replaces pdist's pairwise loops "
             "(most of pdist's time is its backward); avoid Python loops over points or pairs",
-    )
+    ))
+
+
+def calibrate(solution, threads: int) -> dict:
+    """The reference solution's speed-up over pdist here, per device, by the speed check's own
+    measurement (`grader.calibration` runs this in a run of its own, never beside student code)."""
+    lunif_fast = need(solution, NAME)
+    devices = ["cpu", "cuda"] if cuda_available() else ["cpu"]
+    return {device: calibration_record(measure(lunif_fast, device, 0.0, threads=threads, repeats=CALIBRATION_PAIRS))
+            for device in devices}
 
 
 def probe(student):
