@@ -13,14 +13,16 @@ from .assignment import load_assignment
 from .errors import ConfigError, GraderCrash, GraderError, UnusableSubmission
 from .read import read_submission
 from .results import unusable_input
+from .safe_text import for_terminal
 
 EXIT_FULL, EXIT_NOT_FULL, EXIT_UNUSABLE, EXIT_GRADER = 0, 1, 2, 3
 
 
 def _error(message: str, tip: str = "") -> None:
-    print(f"ERROR {message}", file=sys.stderr)
+    # Messages name files and quote student text: shown with their control characters made visible.
+    print(f"ERROR {for_terminal(message)}", file=sys.stderr)
     if tip:
-        print(f"TIP   {tip}", file=sys.stderr)
+        print(f"TIP   {for_terminal(tip)}", file=sys.stderr)
 
 
 def cmd_check(args) -> int:
