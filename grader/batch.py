@@ -3,12 +3,15 @@ in parallel, and write every output as each result arrives, so a killed batch re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,53 +19,241 @@ from typing import Callable, Iterable, Iterator
 
 from . import __version__
 from .assignment import Assignment
-from .errors import ConfigError, UnusableSubmission
-from .export import FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
+from .errors import ConfigError, OutputBusy, UnusableSubmission
+from .export import FEEDBACK_FAILED, FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
 from .gradebook import Gradebook
-from .read import read_submission
+from .read import read_bytes, read_submission
 from .results import SubmissionResult, unusable_input
+from .safe_text import for_terminal
 
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]+")
+# Download residue, never a student: folder or file names, and why each is ignored.
+RESIDUE = {"__MACOSX": "macOS archive residue (resource forks), not a submission"}
+HIDDEN = "a hidden file or folder (Jupyter's .ipynb_checkpoints, macOS's .DS_Store and ._ files)"
+CHECKPOINT = "a Jupyter autosave copy (-checkpoint.ipynb), not the saved notebook"
+SAME_ID = ("{n} submissions would {both} have the id {id!r}: {sources}. Each is graded under its own id, "
+           "the name followed by where it came from")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One student's submission as found on disk, or why it cannot be graded."""
+    """One student's submission as found: the id every output is keyed by, the notebook (a file,
+    or `archive.zip/member`), or why it cannot be graded; `display` is the name shown to people
+    (an LMS layer may set it apart from the id)."""
 
     student: str
     path: Path
     problem: str | None = None
+    display: str = ""
+
+    @property
+    def file_stem(self) -> str:
+        return file_stem(self.student)
+
+
+@dataclass
+class Found:
+    """What `scan` found: the entries, and notes for the TA on everything it left out."""
+
+    entries: list[Entry]
+    notes: list[str]
+
+
+def student_id(name: str) -> str:
+    """The id of the submission a file or folder named `name` holds: the name as written, in
+    Unicode's composed form (NFC: a Mac's decomposed "u" + diaeresis is the same "ü"), `.ipynb` dropped.
+    Bytes that are not UTF-8 are kept visibly as `\\xNN`."""
+    name = os.fsencode(name).decode("utf-8", "backslashreplace") if isinstance(name, str) else name
+    name = unicodedata.normalize("NFC", name)
+    return name[: -len(".ipynb")] if name.lower().endswith(".ipynb") else name
+
+
+def file_stem(student: str) -> str:
+    """The name of a student's output files: readable, but never the same for two ids, even on a file
+    system that ignores case or knows only ASCII, and short enough for any (a hash of the whole id).
+    index.json maps each id to its files."""
+    slug = re.sub(r"[^\w.-]+", "_", student, flags=re.ASCII).strip("._-")[:40] or "student"
+    return f"{slug}-{hashlib.sha256(student.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A file or folder of a class, on disk or in a zip. `rel`: its path below the class folder."""
+
+    name: str
+    rel: str
+    path: Path
+    items: Callable[[], list["_Item"]] | None = None  # a folder's contents; None for a file
+    problem: str | None = None
+
+
+def _disk_items(folder: Path, rel: str = "") -> list[_Item]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        r = f"{rel}{p.name}"
+        items = (lambda p=p, r=r: _disk_items(p, r + "/")) if p.is_dir() else None
+        out.append(_Item(p.name, r, p, items))
+    return out
+
+
+def _zip_items(archive: Path, rel: str, notes: list[str]) -> list[_Item]:
+    from .archive import list_members
+
+    members, refused = list_members(archive)
+    notes.extend(refused)
+    tree: dict = {}
+    for m in members:
+        *folders, name = m.name.split("/")
+        node = tree
+        for f in folders:
+            node = node.setdefault(f, {})
+        if isinstance(node, dict):
+            node[name] = m
+
+    def items(node: dict, prefix: str) -> list[_Item]:
+        out = []
+        for name, child in sorted(node.items()):
+            path, r = archive / f"{prefix}{name}", f"{rel}/{prefix}{name}"
+            if isinstance(child, dict):
+                out.append(_Item(name, r, path, lambda c=child, p=f"{prefix}{name}/": items(c, p)))
+            else:
+                out.append(_Item(name, r, path, None, child.problem))
+        return out
+
+    return items(tree, "")
+
+
+def _ignored(item: _Item) -> str | None:
+    if item.name in RESIDUE:
+        return RESIDUE[item.name]
+    if item.name.startswith("."):
+        return HIDDEN
+    if item.items is None and item.name.endswith("-checkpoint.ipynb"):
+        return CHECKPOINT
+    return None
+
+
+def scan(root: Path) -> Found:
+    """`root/<student>.ipynb` or `root/<student>/<anything>.ipynb`, one notebook per student; a `.zip`
+    (as root or in it) is read as a folder of such. Residue is left out with a note; two submissions
+    that would share an id both get one of their own, with a note."""
+    root = Path(root)
+    notes: list[str] = []
+    if root.is_file() and root.suffix.lower() == ".zip":
+        top = _unwrap(_zip_items(root, root.name, notes))
+    elif root.is_dir():
+        top = _disk_items(root)
+    else:
+        raise ConfigError(f"{root}: not a folder of submissions")
+    candidates: list[tuple[str, _Item, Path, str | None]] = []
+    inner_ignored: dict[str, int] = {}
+
+    def take(items: list[_Item], in_zip: bool) -> None:
+        for item in items:
+            why = _ignored(item)
+            if why:
+                notes.append(f"ignored {item.rel}{'/' if item.items else ''}: {why}")
+            elif item.items is not None:
+                candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored)))
+            elif item.name.lower().endswith(".ipynb"):
+                candidates.append((student_id(item.name), item, item.path, item.problem))
+            elif item.name.lower().endswith(".zip") and not in_zip:
+                take(_unwrap(_zip_items(item.path, item.rel, notes)), True)
+            else:
+                notes.append(f"ignored {item.rel}: not a notebook, a folder or a zip")
+
+    take(top, root.is_file())
+    for why, n in inner_ignored.items():
+        notes.append(f"ignored {n} file(s) or folder(s) inside students' folders: {why}")
+    return Found(_distinct_ids(candidates, notes), notes)
 
 
 def discover(root: Path) -> list[Entry]:
-    """`root/<student>.ipynb` or `root/<student>/<anything>.ipynb`: one notebook per student."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: not a folder of submissions")
-    entries: dict[str, Entry] = {}
-    for item in sorted(root.iterdir()):
-        if item.name.startswith("."):
+    return scan(root).entries
+
+
+def _unwrap(items: list[_Item]) -> list[_Item]:
+    """A zip of a class often holds one folder (`submissions/...`): its contents are the class.
+    A lone folder with a single notebook is one student's, and stays."""
+    kept = [i for i in items if not _ignored(i)]
+    if len(kept) == 1 and kept[0].items is not None:
+        inner = kept[0].items()
+        if len([i for i in inner if not _ignored(i)]) > 1:
+            return [i for i in items if i is not kept[0]] + inner
+    return items
+
+
+def _one_notebook(folder: _Item, ignored: dict[str, int]) -> tuple[Path, str | None]:
+    notebooks: list[_Item] = []
+
+    def walk(item: _Item) -> None:
+        for child in item.items():
+            why = _ignored(child)
+            if why:
+                ignored[why] = ignored.get(why, 0) + 1
+            elif child.items is not None:
+                walk(child)
+            elif child.name.lower().endswith(".ipynb"):
+                notebooks.append(child)
+
+    walk(folder)
+    if len(notebooks) == 1:
+        return notebooks[0].path, notebooks[0].problem
+    if not notebooks:
+        return folder.path, f"{folder.path}: no .ipynb notebook in this student's folder"
+    names = ", ".join(n.rel.removeprefix(folder.rel + "/") for n in notebooks[:5])
+    return folder.path, f"{folder.path}: {len(notebooks)} notebooks ({names}); a student's folder must hold exactly one"
+
+
+def _distinct_ids(candidates, notes: list[str]) -> list[Entry]:
+    groups: dict[str, list] = {}
+    for c in candidates:
+        groups.setdefault(c[0], []).append(c)
+    taken = {sid for sid, group in groups.items() if len(group) == 1}
+    entries = []
+    for sid, group in groups.items():
+        if len(group) == 1:
+            _, item, path, problem = group[0]
+            entries.append(Entry(sid, path, problem, sid))
             continue
-        if item.is_file() and item.suffix == ".ipynb":
-            student = _student_id(item.stem)
-            entries[student] = Entry(student, item)
-        elif item.is_dir():
-            student = _student_id(item.name)
-            notebooks = sorted(p for p in item.rglob("*.ipynb")
-                               if ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
-            if len(notebooks) == 1:
-                entries[student] = Entry(student, notebooks[0])
-            elif not notebooks:
-                entries[student] = Entry(student, item, f"{item}: no .ipynb notebook in this student's folder")
-            else:
-                names = ", ".join(str(p.relative_to(item)) for p in notebooks[:5])
-                entries[student] = Entry(student, item, f"{item}: {len(notebooks)} notebooks ({names}); "
-                                                        "a student's folder must hold exactly one")
-    return list(entries.values())
+        notes.append(SAME_ID.format(n=len(group), both="both" if len(group) == 2 else "all", id=sid,
+                                    sources=", ".join(repr(item.rel) for _, item, _, _ in group)))
+        for _, item, path, problem in group:
+            new = f"{sid} ({unicodedata.normalize('NFC', item.rel)})"
+            new, k = (new, 1) if new not in taken else (f"{new} #2", 2)
+            while new in taken:
+                k += 1
+                new = f"{new.rsplit(' #', 1)[0]} #{k}"
+            taken.add(new)
+            entries.append(Entry(new, path, problem, sid))
+    return entries
 
 
-def _student_id(name: str) -> str:
-    return SAFE_NAME.sub("_", name).strip("._") or "student"
+OUT_BUSY = ("{out}: another `grader grade` (pid {pid}) is writing this folder",
+            "wait for it to finish, or give this run another --out")
+
+
+def lock_out(out: Path):
+    """Hold --out for this process: an OS lock (flock) on `out/.lock`, released by the kernel when
+    the process ends however it ends, so a killed grader never leaves a stale lock. Keep the
+    returned file open for as long as the run writes."""
+    import fcntl
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "unknown"
+        f.close()
+        message, tip = OUT_BUSY
+        raise OutputBusy(message.format(out=out, pid=pid), tip) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def rubric_fingerprint(assignment: Assignment) -> str:
@@ -78,43 +269,56 @@ def rubric_fingerprint(assignment: Assignment) -> str:
 class Outputs:
     """Everything under --out; `record` writes one student's files, then commits the gradebook row."""
 
-    def __init__(self, out: Path, assignment: Assignment):
+    def __init__(self, out: Path, assignment: Assignment, notes: Iterable[str] = ()):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.assignment = assignment
+        self.notes = list(notes)  # what discovery left out, for the summary
         self.rubrics = rubric_fingerprint(assignment)
         self.gradebook = Gradebook(self.out / "gradebook.sqlite")
         self._feedback = None
         self._feedback_lock = threading.Lock()
         self._latest = self.gradebook.latest()
+        self._display: dict[str, str] = {}
 
     def fingerprint(self, entry: Entry) -> str:
-        content = hashlib.sha256(entry.path.read_bytes()).hexdigest() if entry.problem is None else entry.problem
+        content = hashlib.sha256(read_bytes(entry.path)).hexdigest() if entry.problem is None else entry.problem
         return hashlib.sha256(f"{content}:{self.rubrics}".encode()).hexdigest()[:24]
 
     def paths(self, student: str) -> list[Path]:
-        return [self.out / "results" / f"{student}.json", self.out / "gradescope" / student / "results.json",
-                self.out / "feedback" / f"{student}.html"]
+        stem = file_stem(student)
+        return [self.out / "results" / f"{stem}.json", self.out / "gradescope" / stem / "results.json",
+                self.out / "feedback" / f"{stem}.html"]
 
     def is_current(self, entry: Entry) -> bool:
+        self._display[entry.student] = entry.display or entry.student
         row = self._latest.get(entry.student)
         return (row is not None and row.fingerprint == self.fingerprint(entry)
                 and all(p.exists() for p in self.paths(entry.student)))
 
     def record(self, entry: Entry, fingerprint: str, result: SubmissionResult | None, problem: str | None) -> None:
         results, gradescope, feedback = self.paths(entry.student)
+        self._display[entry.student] = entry.display or entry.student
         if result is None:
             data = unusable_input(str(entry.path), problem)
             write_atomic(results, json.dumps(data, indent=1))
             write_atomic(gradescope, gradescope_unusable(problem))
-            write_atomic(feedback, f"<!doctype html><meta charset='utf-8'><h1>Feedback</h1><p>Your submission could "
-                                   f"not be graded: {_html(problem)}</p>")
+            write_atomic(feedback, _plain_page(f"Your submission could not be graded: {problem}"))
             self.gradebook.add(entry.student, str(entry.path), None, fingerprint, data, "unusable")
             return
+        # One student's notebook can cost at most their own page (SPEC "Class folders"): whatever
+        # the renderer or an exporter raises is reported with their result, and the batch goes on.
+        try:
+            page = self._render_feedback(entry, result)
+        except Exception as e:  # noqa: BLE001 - any failure of a third-party renderer on student input
+            why = f"{FEEDBACK_FAILED}: {type(e).__name__}: {str(e)[:300]}"
+            result = dataclasses.replace(result, notes=(*result.notes, why))
+            page = _plain_page(f"Your score is {result.score:g} / {result.max_score:g}; {why}. "
+                               "The full results are in your results JSON.")
         data = result.to_dict()
         write_atomic(results, json.dumps(data, indent=1))
         write_atomic(gradescope, gradescope_json(result))
-        write_atomic(feedback, self._render_feedback(entry, result))
+        write_atomic(feedback, page)
         self.gradebook.add(entry.student, str(entry.path), result.sha256, fingerprint, data, "graded")
 
     def _render_feedback(self, entry: Entry, result: SubmissionResult) -> str:
@@ -127,10 +331,25 @@ class Outputs:
         rows = list(self.gradebook.latest().values())
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids))
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes))
+        write_atomic(self.out / "index.json", json.dumps(self.index(rows), indent=1, ensure_ascii=False))
+
+    def index(self, rows) -> dict:
+        """Each student id → their display name, submission and files: the output file names are
+        derived (file_stem), so this is where a TA or a script turns one back into a student."""
+        out = {}
+        for row in rows:
+            files = [p.relative_to(self.out).as_posix() for p in self.paths(row.student)]
+            out[row.student] = {"display": self._display.get(row.student, row.student), "submission": row.submission,
+                                "status": row.status, **dict(zip(("results", "gradescope", "feedback"), files))}
+        return out
 
     def close(self) -> None:
         self.gradebook.close()
+
+
+def _plain_page(text: str) -> str:
+    return f"<!doctype html><meta charset='utf-8'><h1>Feedback</h1><p>{_html(text)}</p>"
 
 
 def _html(text: str) -> str:
@@ -219,6 +438,6 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
             unusable += 1
         else:
             graded += 1
-        progress.step(entry.student)
+        progress.step(for_terminal(entry.student, one_line=True))
     outputs.finish()
     return BatchSummary(len(entries), graded, skipped, unusable, round(time.monotonic() - started, 2))

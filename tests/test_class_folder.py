@@ -1,0 +1,173 @@
+"""A class folder as LMS downloads and students really make it: every notebook found is one
+student in every output, exactly once; residue is ignored with a note; one student's oddity
+costs at most their own feedback page."""
+
+import base64
+import csv
+import html
+import json
+import shutil
+import subprocess
+import sys
+import unicodedata
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
+
+# A 1x1 red PNG, as JupyterLab stores a pasted picture.
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000"
+    "00030101001888d1a00000000049454e44ae426082")).decode()
+
+
+def pasted_image_notebook(path: Path, attach: bool = True) -> Path:
+    """The markdown cell JupyterLab writes when a picture is pasted into it (or its attachment lost)."""
+    exercise_notebook(path, {"double": DOUBLE_OK})
+    nb = nbformat.read(str(path), as_version=4)
+    cell = nbformat.v4.new_markdown_cell("My plot of the loss:\n\n![image.png](attachment:image.png)")
+    if attach:
+        cell["attachments"] = {"image.png": {"image/png": PNG}}
+    nb.cells.insert(1, cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+class _NoUtf8Flag(zipfile.ZipInfo):
+    """zipfile itself would set the UTF-8 flag; macOS's Archive Utility and old tools do not."""
+
+    __slots__ = ()
+
+    def _encodeFilenameFlags(self):
+        return self.filename.encode(), self.flag_bits
+
+
+NAMES = ["Müller Jörg", "Möller Jörg", "李 雷", "王 芳", "Anna", "anna", '=HYPERLINK("evil.example","y")', "+cmd",
+         "-2+3", "@SUM(A1)", "ä" * 118]
+
+
+def make_class(root: Path) -> tuple[Path, set[str]]:
+    """The folder, and the student ids it must give (one per notebook found)."""
+    subs = root / "subs"
+    for name in NAMES:
+        exercise_notebook(subs / f"{name}.ipynb", {"double": DOUBLE_OK})
+    # The same name in macOS's decomposed form (as a zip made on a Mac may hold it): a second submission.
+    exercise_notebook(subs / unicodedata.normalize("NFD", "Müller Jörg/hw.ipynb"), {"square": SQUARE_OK})
+    pasted_image_notebook(subs / "Bea pasted.ipynb")
+    pasted_image_notebook(subs / "Carl lost attachment.ipynb", attach=False)
+    exercise_notebook(subs / "Dora" / "homework.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})
+    shutil.copy(subs / "Dora" / "homework.ipynb", subs / "Dora" / "homework-checkpoint.ipynb")
+    (subs / "Dora" / ".ipynb_checkpoints").mkdir()
+    shutil.copy(subs / "Dora" / "homework.ipynb", subs / "Dora" / ".ipynb_checkpoints" / "homework-checkpoint.ipynb")
+    # Download residue: none of it is a student.
+    (subs / "__MACOSX").mkdir()
+    (subs / "__MACOSX" / "._Anna.ipynb").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    shutil.copy(subs / "Anna.ipynb", subs / ".hidden.ipynb")
+    shutil.copy(subs / "Anna.ipynb", subs / "Anna-checkpoint.ipynb")
+    (subs / ".ipynb_checkpoints").mkdir()
+    shutil.copy(subs / "Anna.ipynb", subs / ".ipynb_checkpoints" / "Anna-checkpoint.ipynb")
+    (subs / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    # A zip of more submissions, as an LMS hands it out, with hostile member names.
+    good = (subs / "Anna.ipynb").read_bytes()
+    with zipfile.ZipFile(subs / "late.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("late/Zoë.ipynb", good)
+        z.writestr("late/Emil/work.ipynb", good)
+        z.writestr("late/" + "ü" * 140 + ".ipynb", good)  # 285 bytes: longer than any file name may be
+        z.writestr("__MACOSX/late/._Zoë.ipynb", b"\x00\x05\x16\x07")
+        z.writestr("late/../../escaped.ipynb", good)  # zip-slip
+        z.writestr("/etc/absolute.ipynb", good)
+        z.writestr("late/bomb.ipynb", b"{" + b" " * (60 << 20) + b"}")  # 60 MB of spaces, a few KB zipped
+    # A zip written without the UTF-8 flag (cp437 in the header, UTF-8 bytes in the name: macOS, old tools).
+    with zipfile.ZipFile(subs / "legacy.zip", "w") as z:
+        z.writestr(_NoUtf8Flag("Ünal.ipynb"), good)
+    ids = {unicodedata.normalize("NFC", n) for n in NAMES} | {
+        "Müller Jörg (Müller Jörg.ipynb)", "Müller Jörg (Müller Jörg)", "Bea pasted", "Carl lost attachment", "Dora",
+        "Zoë", "Emil", "ü" * 140, "bomb", "Ünal"}
+    ids.discard("Müller Jörg")
+    return subs, ids
+
+
+def grade(subs, out, *extra):
+    return subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out),
+                           "--rubrics", str(MINI_RUBRICS), "--jobs", "2", *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    subs, ids = make_class(root)
+    r = grade(subs, root / "out")
+    return subs, ids, root / "out", r
+
+
+def test_every_notebook_found_is_one_student_in_every_output(graded):
+    subs, ids, out, r = graded
+    assert r.returncode == 0, r.stderr
+    assert f"{len(ids)} submissions:" in r.stdout
+    index = json.loads((out / "index.json").read_text())
+    assert set(index) == ids
+    for student, files in index.items():
+        for kind in ("results", "feedback", "gradescope"):
+            assert (out / files[kind]).is_file(), (student, kind)
+            assert len(Path(files[kind]).parts[-1].encode()) <= 255
+    for folder, pattern in (("results", "*.json"), ("feedback", "*.html"), ("gradescope", "*/results.json")):
+        assert len(list((out / folder).glob(pattern))) == len(ids)
+    rows = list(csv.DictReader((out / "grades.csv").open(encoding="utf-8")))
+    assert len(rows) == len(ids)
+    # Derived file names differ even where a file system ignores case (Anna / anna) or the names
+    # share no ASCII letter (李 雷 / 王 芳).
+    stems = [Path(f["results"]).name.casefold() for f in index.values()]
+    assert len(set(stems)) == len(stems)
+    assert index["李 雷"]["submission"].endswith("李 雷.ipynb")
+
+
+def test_a_name_given_twice_gives_two_students_and_a_note(graded):
+    subs, ids, out, r = graded
+    note = "2 submissions would both have the id 'Müller Jörg'"
+    assert note in r.stderr and html.escape(note) in (out / "summary.html").read_text()
+
+
+def test_formula_like_names_are_text_in_grades_csv(graded):
+    subs, ids, out, r = graded
+    for row in csv.reader((out / "grades.csv").open(encoding="utf-8")):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    table = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    assert "'=HYPERLINK(\"evil.example\",\"y\")" in table and table["'+cmd"]["double"] == "3"
+
+
+def test_residue_is_ignored_with_a_note_for_the_ta(graded):
+    subs, ids, out, r = graded
+    summary = (out / "summary.html").read_text()
+    for residue in ("__MACOSX", ".hidden.ipynb", "Anna-checkpoint.ipynb", ".DS_Store"):
+        assert residue in r.stderr and residue in summary, residue
+    index = json.loads((out / "index.json").read_text())
+    assert index["Dora"]["submission"].endswith("Dora/homework.ipynb")  # its checkpoint copy is not a 2nd notebook
+    assert json.loads((out / index["Dora"]["results"]).read_text())["score"] == 5
+
+
+def test_a_zip_is_read_directly_and_safely(graded):
+    subs, ids, out, r = graded
+    index = json.loads((out / "index.json").read_text())
+    assert index["Zoë"]["submission"] == str(subs / "late.zip" / "late" / "Zoë.ipynb")
+    assert json.loads((out / index["Emil"]["results"]).read_text())["score"] == 3
+    assert json.loads((out / index["Ünal"]["results"]).read_text())["score"] == 3
+    assert "over 50 MB" in json.loads((out / index["bomb"]["results"]).read_text())["error"]
+    for unsafe in ("../../escaped.ipynb", "/etc/absolute.ipynb"):
+        assert unsafe in r.stderr  # named, not read
+    assert not (subs.parent / "escaped.ipynb").exists() and not list(subs.rglob("escaped*"))
+
+
+def test_a_pasted_image_costs_nothing_and_a_lost_one_shows_a_placeholder(graded):
+    subs, ids, out, r = graded
+    index = json.loads((out / "index.json").read_text())
+    page = (out / index["Bea pasted"]["feedback"]).read_text()
+    assert f"data:image/png;base64,{PNG}" in page
+    lost = (out / index["Carl lost attachment"]["feedback"]).read_text()
+    assert "image.png" in lost and "not in the notebook" in lost
+    for student in ("Bea pasted", "Carl lost attachment"):
+        assert json.loads((out / index[student]["results"]).read_text())["score"] == 3
