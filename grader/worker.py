@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+from . import tempdirs
+
 # Must precede the torch import: is_available() then asks NVML, not the CUDA driver.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
@@ -159,7 +161,7 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
 def run_job(job: dict) -> dict:
     started = time.monotonic()
     timeout = float(job.get("timeout_s", 60))
-    workdir = tempfile.mkdtemp(prefix="torchgrade-run-")
+    workdir = tempdirs.run_dir()  # named after this worker: the grader removes it if we are killed
     token = secrets.token_hex(16)
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
@@ -440,8 +442,9 @@ def _answer(line: str) -> str:
 _SERVER: _Server | None = None
 
 
-def serve(rubrics: list[str]) -> None:
-    """Warm up, collect `rubrics` in this process's pytest session, then serve jobs from stdin."""
+def serve(rubrics: list[str], rootdir: str | None = None) -> None:
+    """Warm up, collect `rubrics` in this process's pytest session, then serve jobs from stdin.
+    `rootdir`: pytest's root, made (and removed) by the grader; a folder of our own otherwise."""
     global _SERVER
     from . import sandbox
 
@@ -453,9 +456,16 @@ def serve(rubrics: list[str]) -> None:
     # Third-party pytest plugins have no business in a grading run.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     _SERVER = _Server(channel_out)
+    if rootdir:
+        pytest.main(pytest_args(rubrics, rootdir), plugins=[_SERVER.plugin, _SERVER])
+        return
     with tempfile.TemporaryDirectory(prefix="torchgrade-worker-") as rootdir:
         pytest.main(pytest_args(rubrics, rootdir), plugins=[_SERVER.plugin, _SERVER])
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1:])
+    args = sys.argv[1:]
+    root = None
+    if args[:1] == ["--root"]:
+        root, args = args[1], args[2:]
+    serve(args, root)
