@@ -5,6 +5,7 @@ costs at most their own feedback page."""
 import base64
 import csv
 import html
+import io
 import json
 import shutil
 import subprocess
@@ -58,6 +59,16 @@ def make_class(root: Path) -> tuple[Path, set[str]]:
     exercise_notebook(subs / unicodedata.normalize("NFD", "Müller Jörg/hw.ipynb"), {"square": SQUARE_OK})
     pasted_image_notebook(subs / "Bea pasted.ipynb")
     pasted_image_notebook(subs / "Carl lost attachment.ipynb", attach=False)
+    nbformat.write(nbformat.v4.new_notebook(), str(subs / "Finn no cells.ipynb"))
+    odd = nbformat.read(str(exercise_notebook(subs / "Gil odd outputs.ipynb", {"double": DOUBLE_OK})), as_version=4)
+    odd.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": {"model_name": "X"}}}}
+    odd.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/x-weird": "\x1b[2J\u202e" * 100000, "text/html": "<script>alert(1)</script>",
+        "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}}),
+        nbformat.v4.new_output("stream", text="\x1b]52;c;QUFB\x07")]
+    nbformat.write(odd, str(subs / "Gil odd outputs.ipynb"))
+    odd.cells[1].outputs = [nbformat.v4.new_output("stream", text="caf\udce9")]  # a Latin-1 byte in an output
+    (subs / "Hal bad bytes.ipynb").write_text(nbformat.writes(odd), encoding="utf-8", errors="surrogateescape")
     exercise_notebook(subs / "Dora" / "homework.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})
     shutil.copy(subs / "Dora" / "homework.ipynb", subs / "Dora" / "homework-checkpoint.ipynb")
     (subs / "Dora" / ".ipynb_checkpoints").mkdir()
@@ -84,7 +95,7 @@ def make_class(root: Path) -> tuple[Path, set[str]]:
     with zipfile.ZipFile(subs / "legacy.zip", "w") as z:
         z.writestr(_NoUtf8Flag("Ünal.ipynb"), good)
     ids = {unicodedata.normalize("NFC", n) for n in NAMES} | {
-        "Müller Jörg (Müller Jörg.ipynb)", "Müller Jörg (Müller Jörg)", "Bea pasted", "Carl lost attachment", "Dora",
+        "Müller Jörg (Müller Jörg.ipynb)", "Müller Jörg (Müller Jörg)", "Bea pasted", "Carl lost attachment", "Dora", "Finn no cells", "Gil odd outputs", "Hal bad bytes",
         "Zoë", "Emil", "ü" * 140, "bomb", "Ünal"}
     ids.discard("Müller Jörg")
     return subs, ids
@@ -171,3 +182,44 @@ def test_a_pasted_image_costs_nothing_and_a_lost_one_shows_a_placeholder(graded)
     assert "image.png" in lost and "not in the notebook" in lost
     for student in ("Bea pasted", "Carl lost attachment"):
         assert json.loads((out / index[student]["results"]).read_text())["score"] == 3
+
+
+def test_odd_notebooks_are_graded_and_get_a_page(graded):
+    subs, ids, out, r = graded
+    index = json.loads((out / "index.json").read_text())
+    assert json.loads((out / index["Finn no cells"]["results"]).read_text())["score"] == 0
+    assert json.loads((out / index["Gil odd outputs"]["results"]).read_text())["score"] == 3
+    assert "<script>alert(1)" not in (out / index["Gil odd outputs"]["feedback"]).read_text()
+    # Jupyter cannot open it either: unusable, with the reason, and only this student.
+    assert "not UTF-8" in json.loads((out / index["Hal bad bytes"]["results"]).read_text())["error"]
+
+
+def test_a_page_that_cannot_be_made_costs_only_that_page(tmp_path, mini_grader, mini_assignment):
+    """The LMS sync replaced Hana's notebook with a broken file while the batch ran: her page cannot
+    be rendered from it. She keeps her grade, the page says why, the summary lists her, the rest go on."""
+    from grader.batch import Outputs, grade_batch, local_executor, scan
+
+    subs = tmp_path / "subs"
+    for name in ("Hana", "Ivo", "Jan"):
+        exercise_notebook(subs / f"{name}.ipynb", {"double": DOUBLE_OK})
+    grade = local_executor(mini_grader)
+
+    def overwritten_mid_batch(entries):
+        for entry, result, problem in grade(entries):
+            if entry.student == "Hana":
+                entry.path.write_text("{ not json")
+            yield entry, result, problem
+
+    outputs = Outputs(tmp_path / "out", mini_assignment)
+    try:
+        summary = grade_batch(scan(subs).entries, outputs, overwritten_mid_batch, stream=io.StringIO())
+    finally:
+        outputs.close()
+    assert summary.graded == 3
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    hana = json.loads((tmp_path / "out" / index["Hana"]["results"]).read_text())
+    assert hana["score"] == 3 and any("feedback page could not be made" in n for n in hana["notes"])
+    assert "could not be made" in (tmp_path / "out" / index["Hana"]["feedback"]).read_text()
+    assert "Feedback pages that could not be made" in (tmp_path / "out" / "summary.html").read_text()
+    assert "<code>double</code>" in (tmp_path / "out" / index["Ivo"]["feedback"]).read_text()
+    assert len(list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))) == 3
