@@ -24,7 +24,7 @@ from .export import FEEDBACK_FAILED, FeedbackRenderer, gradescope_json, gradesco
 from .gradebook import Gradebook
 from .read import read_bytes, read_submission
 from .results import SubmissionResult, unusable_input
-from .safe_text import for_terminal
+from .safe_text import for_terminal, path_text
 
 # Download residue, never a student: folder or file names, and why each is ignored.
 RESIDUE = {"__MACOSX": "macOS archive residue (resource forks), not a submission"}
@@ -62,8 +62,7 @@ def student_id(name: str) -> str:
     """The id of the submission a file or folder named `name` holds: the name as written, in
     Unicode's composed form (NFC: a Mac's decomposed "u" + diaeresis is the same "ü"), `.ipynb` dropped.
     Bytes that are not UTF-8 are kept visibly as `\\xNN`."""
-    name = os.fsencode(name).decode("utf-8", "backslashreplace") if isinstance(name, str) else name
-    name = unicodedata.normalize("NFC", name)
+    name = unicodedata.normalize("NFC", path_text(name))
     return name[: -len(".ipynb")] if name.lower().endswith(".ipynb") else name
 
 
@@ -153,7 +152,7 @@ def scan(root: Path) -> Found:
             if why:
                 notes.append(f"ignored {item.rel}{'/' if item.items else ''}: {why}")
             elif item.items is not None:
-                candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored)))
+                candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored, notes)))
             elif item.name.lower().endswith(".ipynb"):
                 candidates.append((student_id(item.name), item, item.path, item.problem))
             elif item.name.lower().endswith(".zip") and not in_zip:
@@ -182,7 +181,8 @@ def _unwrap(items: list[_Item]) -> list[_Item]:
     return items
 
 
-def _one_notebook(folder: _Item, ignored: dict[str, int]) -> tuple[Path, str | None]:
+def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> tuple[Path, str | None]:
+    """The one notebook in a student's folder, looking into a zip they uploaded there too."""
     notebooks: list[_Item] = []
 
     def walk(item: _Item) -> None:
@@ -194,6 +194,8 @@ def _one_notebook(folder: _Item, ignored: dict[str, int]) -> tuple[Path, str | N
                 walk(child)
             elif child.name.lower().endswith(".ipynb"):
                 notebooks.append(child)
+            elif child.name.lower().endswith(".zip") and child.path.is_file():  # on disk: not a zip in a zip
+                walk(_Item(child.name, child.rel, child.path, lambda c=child: _zip_items(c.path, c.rel, notes)))
 
     walk(folder)
     if len(notebooks) == 1:
@@ -299,13 +301,16 @@ class Outputs:
     def record(self, entry: Entry, fingerprint: str, result: SubmissionResult | None, problem: str | None) -> None:
         results, gradescope, feedback = self.paths(entry.student)
         self._display[entry.student] = entry.display or entry.student
+        submission = path_text(entry.path)  # storable even where the file name is not UTF-8
         if result is None:
-            data = unusable_input(str(entry.path), problem)
+            problem = path_text(problem)
+            data = unusable_input(submission, problem)
             write_atomic(results, json.dumps(data, indent=1))
             write_atomic(gradescope, gradescope_unusable(problem))
             write_atomic(feedback, _plain_page(f"Your submission could not be graded: {problem}"))
-            self.gradebook.add(entry.student, str(entry.path), None, fingerprint, data, "unusable")
+            self.gradebook.add(entry.student, submission, None, fingerprint, data, "unusable")
             return
+        result = dataclasses.replace(result, submission=submission)
         # One student's notebook can cost at most their own page (SPEC "Class folders"): whatever
         # the renderer or an exporter raises is reported with their result, and the batch goes on.
         try:
@@ -319,7 +324,7 @@ class Outputs:
         write_atomic(results, json.dumps(data, indent=1))
         write_atomic(gradescope, gradescope_json(result))
         write_atomic(feedback, page)
-        self.gradebook.add(entry.student, str(entry.path), result.sha256, fingerprint, data, "graded")
+        self.gradebook.add(entry.student, submission, result.sha256, fingerprint, data, "graded")
 
     def _render_feedback(self, entry: Entry, result: SubmissionResult) -> str:
         with self._feedback_lock:  # nbconvert's exporter is not thread-safe

@@ -93,7 +93,7 @@ def cmd_grade(args) -> int:
     assignment = load_assignment(args.rubrics)
     found = scan(args.submissions)
     for note in found.notes:  # residue left out: the TA sees what was not graded, and why
-        print(f"note: {for_terminal(note)}", file=sys.stderr)
+        print(f"note: {for_terminal(note, one_line=True)}", file=sys.stderr)
     entries = found.entries
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",

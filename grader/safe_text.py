@@ -3,6 +3,7 @@ spreadsheet (no formulas). One place, so every print site and every CSV writer a
 
 from __future__ import annotations
 
+import os
 import re
 
 # C0 controls but tab and newline, DEL, C1 controls (a lone 0x9b is CSI on some terminals), the
@@ -28,6 +29,12 @@ def for_terminal(text: object, one_line: bool = False) -> str:
     exception message or source line cannot move the cursor, set the TA's clipboard (OSC 52),
     retitle the window or reorder the line. Newlines and tabs stay unless `one_line`."""
     return (_UNSAFE_ONE_LINE if one_line else _UNSAFE).sub(_visible, str(text))
+
+
+def path_text(path: object) -> str:
+    """A file name as valid text: bytes that are not UTF-8 (a Latin-1 name from an old zip or
+    share) become `\\xNN`, so the name can be stored (SQLite, JSON, HTML) and read."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def csv_cell(value: object) -> object:

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def make_class(root: Path) -> tuple[Path, set[str]]:
         nbformat.v4.new_output("stream", text="\x1b]52;c;QUFB\x07")]
     nbformat.write(odd, str(subs / "Gil odd outputs.ipynb"))
     odd.cells[1].outputs = [nbformat.v4.new_output("stream", text="caf\udce9")]  # a Latin-1 byte in an output
+    os.rename(exercise_notebook(subs / "x.ipynb", {"double": DOUBLE_OK}), os.fsencode(subs) + b"/Ines caf\xe9.ipynb")
     (subs / "Hal bad bytes.ipynb").write_text(nbformat.writes(odd), encoding="utf-8", errors="surrogateescape")
     exercise_notebook(subs / "Dora" / "homework.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})
     shutil.copy(subs / "Dora" / "homework.ipynb", subs / "Dora" / "homework-checkpoint.ipynb")
@@ -91,11 +93,17 @@ def make_class(root: Path) -> tuple[Path, set[str]]:
         z.writestr("late/../../escaped.ipynb", good)  # zip-slip
         z.writestr("/etc/absolute.ipynb", good)
         z.writestr("late/bomb.ipynb", b"{" + b" " * (60 << 20) + b"}")  # 60 MB of spaces, a few KB zipped
+    # A student who uploaded a zip of their work (Moodle keeps one folder per student).
+    (subs / "Kai").mkdir()
+    with zipfile.ZipFile(subs / "Kai" / "abgabe.zip", "w") as z:
+        z.writestr("abgabe/hw.ipynb", good)
+        z.writestr("abgabe/.ipynb_checkpoints/hw-checkpoint.ipynb", good)
     # A zip written without the UTF-8 flag (cp437 in the header, UTF-8 bytes in the name: macOS, old tools).
     with zipfile.ZipFile(subs / "legacy.zip", "w") as z:
         z.writestr(_NoUtf8Flag("Ünal.ipynb"), good)
     ids = {unicodedata.normalize("NFC", n) for n in NAMES} | {
         "Müller Jörg (Müller Jörg.ipynb)", "Müller Jörg (Müller Jörg)", "Bea pasted", "Carl lost attachment", "Dora", "Finn no cells", "Gil odd outputs", "Hal bad bytes",
+        "Ines caf\\xe9", "Kai",
         "Zoë", "Emil", "ü" * 140, "bomb", "Ünal"}
     ids.discard("Müller Jörg")
     return subs, ids
@@ -166,6 +174,8 @@ def test_a_zip_is_read_directly_and_safely(graded):
     index = json.loads((out / "index.json").read_text())
     assert index["Zoë"]["submission"] == str(subs / "late.zip" / "late" / "Zoë.ipynb")
     assert json.loads((out / index["Emil"]["results"]).read_text())["score"] == 3
+    assert index["Kai"]["submission"] == str(subs / "Kai" / "abgabe.zip" / "abgabe" / "hw.ipynb")
+    assert json.loads((out / index["Kai"]["results"]).read_text())["score"] == 3
     assert json.loads((out / index["Ünal"]["results"]).read_text())["score"] == 3
     assert "over 50 MB" in json.loads((out / index["bomb"]["results"]).read_text())["error"]
     for unsafe in ("../../escaped.ipynb", "/etc/absolute.ipynb"):

@@ -186,6 +186,17 @@ def test_a_worker_killed_mid_batch_costs_nothing(tmp_path, client, mini):
     assert len(worker_pids(client)) == 2
 
 
+def test_a_zip_of_submissions_is_graded_on_the_cluster(tmp_path, client, mini):
+    import zipfile
+
+    good = exercise_notebook(tmp_path / "good.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK}).read_bytes()
+    with zipfile.ZipFile(tmp_path / "class.zip", "w") as z:
+        z.writestr("Zoë.ipynb", good)
+        z.writestr("Émile/work.ipynb", good)
+    got = run(DaskExecutor(client, mini), entries_of(tmp_path / "class.zip"))
+    assert got["Zoë"]["score"] == 5 and got["Émile"]["score"] == 5
+
+
 def test_hostile_code_does_not_take_a_worker_down(tmp_path, client, mini):
     subs = tmp_path / "subs"
     exercise_notebook(subs / "hangs.ipynb", {"double": HANG})
