@@ -206,6 +206,14 @@ def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> t
     return folder.path, f"{folder.path}: {len(notebooks)} notebooks ({names}); a student's folder must hold exactly one"
 
 
+def _source_name(rel: str) -> str:
+    """A name for the note on a shared id: a name in decomposed form (a Mac's) looks the same as its
+    composed twin, so its code points are spelled out."""
+    if unicodedata.is_normalized("NFC", rel):
+        return repr(rel)
+    return f"{ascii(rel)} (decomposed Unicode, as a Mac writes it)"
+
+
 def _distinct_ids(candidates, notes: list[str]) -> list[Entry]:
     groups: dict[str, list] = {}
     for c in candidates:
@@ -218,7 +226,7 @@ def _distinct_ids(candidates, notes: list[str]) -> list[Entry]:
             entries.append(Entry(sid, path, problem, sid))
             continue
         notes.append(SAME_ID.format(n=len(group), both="both" if len(group) == 2 else "all", id=sid,
-                                    sources=", ".join(repr(item.rel) for _, item, _, _ in group)))
+                                    sources=", ".join(_source_name(item.rel) for _, item, _, _ in group)))
         for _, item, path, problem in group:
             new = f"{sid} ({unicodedata.normalize('NFC', item.rel)})"
             new, k = (new, 1) if new not in taken else (f"{new} #2", 2)

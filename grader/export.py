@@ -235,7 +235,7 @@ def summary_html(rows, assignment_name: str, exercise_ids: list[str], notes: lis
     e = html.escape
     graded = [r for r in rows if r.status == "graded"]
     parts = [f"<!doctype html><meta charset='utf-8'><title>{e(assignment_name)}: class summary</title>",
-             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}"
+             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left;overflow-wrap:anywhere}"
              "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>",
              f"<h1>{e(assignment_name)}: class summary</h1>",
              f"<p>{len(rows)} submissions, {len(graded)} graded, {len(rows) - len(graded)} unusable.</p>"]
