@@ -89,8 +89,13 @@ def _disk_items(folder: Path, rel: str = "") -> list[_Item]:
     out = []
     for p in sorted(folder.iterdir()):
         r = f"{rel}{p.name}"
-        items = (lambda p=p, r=r: _disk_items(p, r + "/")) if p.is_dir() else None
-        out.append(_Item(p.name, r, p, items))
+        # Below the class folder a link to a folder is not followed (it could loop, or lead anywhere).
+        if p.is_dir() and not (rel and p.is_symlink()):
+            out.append(_Item(p.name, r, p, lambda p=p, r=r: _disk_items(p, r + "/")))
+        elif p.is_file() or p.is_dir():
+            out.append(_Item(p.name, r, p, None, None if p.is_file() else "a link to a folder, not followed"))
+        else:  # a FIFO named like a notebook would block the reader forever; a dangling link
+            out.append(_Item(p.name, r, p, None, "not a regular file"))
     return out
 
 
@@ -104,9 +109,11 @@ def _zip_items(archive: Path, rel: str, notes: list[str]) -> list[_Item]:
         *folders, name = m.name.split("/")
         node = tree
         for f in folders:
-            node = node.setdefault(f, {})
-        if isinstance(node, dict):
+            node = node.setdefault(f, {}) if isinstance(node, dict) else node
+        if isinstance(node, dict) and name not in node:
             node[name] = m
+        else:  # `a` and `a/b`: a name that is both a file and a folder
+            notes.append(f"{archive}: member {m.name!r} ignored: its name is taken by another member")
 
     def items(node: dict, prefix: str) -> list[_Item]:
         out = []
@@ -140,7 +147,10 @@ def scan(root: Path) -> Found:
     if root.is_file() and root.suffix.lower() == ".zip":
         top = _unwrap(_zip_items(root, root.name, notes))
     elif root.is_dir():
-        top = _disk_items(root)
+        try:
+            top = _disk_items(root)
+        except OSError as e:
+            raise ConfigError(f"{root}: cannot be read ({e.strerror or e})") from None
     else:
         raise ConfigError(f"{root}: not a folder of submissions")
     candidates: list[tuple[str, _Item, Path, str | None]] = []
@@ -197,7 +207,10 @@ def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> t
             elif child.name.lower().endswith(".zip") and child.path.is_file():  # on disk: not a zip in a zip
                 walk(_Item(child.name, child.rel, child.path, lambda c=child: _zip_items(c.path, c.rel, notes)))
 
-    walk(folder)
+    try:
+        walk(folder)
+    except OSError as e:
+        return folder.path, f"{folder.path}: cannot be read ({e.strerror or e})"
     if len(notebooks) == 1:
         return notebooks[0].path, notebooks[0].problem
     if not notebooks:

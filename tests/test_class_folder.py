@@ -233,3 +233,22 @@ def test_a_page_that_cannot_be_made_costs_only_that_page(tmp_path, mini_grader, 
     assert "Feedback pages that could not be made" in (tmp_path / "out" / "summary.html").read_text()
     assert "<code>double</code>" in (tmp_path / "out" / index["Ivo"]["feedback"]).read_text()
     assert len(list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))) == 3
+
+
+def test_links_and_special_files_cannot_hang_or_loop_discovery(tmp_path):
+    from grader.batch import scan
+
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "Lea" / "hw.ipynb", {"double": DOUBLE_OK})
+    (subs / "Lea" / "loop").symlink_to(subs)  # would make the walk endless
+    os.mkfifo(subs / "Mo.ipynb")  # reading it would block forever
+    (subs / "Nia").mkdir()
+    with zipfile.ZipFile(subs / "Nia" / "a.zip", "w") as z:
+        z.writestr("x", "a file")
+        z.writestr("x/hw.ipynb", "a folder of the same name")
+    found = scan(subs)
+    by_id = {e.student: e for e in found.entries}
+    assert by_id["Lea"].path == subs / "Lea" / "hw.ipynb" and by_id["Lea"].problem is None
+    assert by_id["Mo"].problem == "not a regular file"
+    assert "no .ipynb notebook" in by_id["Nia"].problem
+    assert any("'x/hw.ipynb' ignored: its name is taken" in n for n in found.notes)
