@@ -39,8 +39,9 @@ def path_text(path: object) -> str:
 
 def csv_cell(value: object) -> object:
     """A value for a CSV cell a spreadsheet will open: numbers stay numbers; text that a spreadsheet
-    would read as a formula gets a leading `'` (OWASP), which spreadsheets show as plain text."""
+    would read as a formula gets a leading `'` (OWASP), which spreadsheets show as plain text.
+    Control characters are shown as in a terminal: TAs `cat` CSV files too."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:g}"
-    text = "" if value is None else str(value)
+    text = "" if value is None else for_terminal(value)
     return "'" + text if text.startswith(FORMULA_START) else text

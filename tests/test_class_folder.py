@@ -47,7 +47,7 @@ class _NoUtf8Flag(zipfile.ZipInfo):
         return self.filename.encode(), self.flag_bits
 
 
-NAMES = ["Müller Jörg", "Möller Jörg", "李 雷", "王 芳", "Anna", "anna", '=HYPERLINK("evil.example","y")', "+cmd",
+NAMES = ["Ole\x1b]52;c;QUFB\x07\u202e", "Müller Jörg", "Möller Jörg", "李 雷", "王 芳", "Anna", "anna", '=HYPERLINK("evil.example","y")', "+cmd",
          "-2+3", "@SUM(A1)", "ä" * 118]
 
 
@@ -152,6 +152,8 @@ def test_a_name_given_twice_gives_two_students_and_a_note(graded):
 
 def test_formula_like_names_are_text_in_grades_csv(graded):
     subs, ids, out, r = graded
+    for raw in ("\x1b", "\x07", "\u202e"):  # a name with escape sequences: not in the terminal, not in the CSV
+        assert raw not in r.stdout + r.stderr and raw not in (out / "grades.csv").read_text()
     for row in csv.reader((out / "grades.csv").open(encoding="utf-8")):
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row

@@ -29,9 +29,11 @@ def test_for_terminal_shows_every_control_visibly():
 
 
 def test_csv_cell_neutralises_formulas_and_keeps_numbers():
-    for bad in ("=HYPERLINK(\"http://x\",\"y\")", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+    for bad in ("=HYPERLINK(\"http://x\",\"y\")", "+cmd", "-2+3", "@SUM(A1)", "\tx"):
         assert csv_cell(bad) == "'" + bad
+    assert csv_cell("\rx") == "\\x0dx"  # shown, so no longer a leading CR
     assert csv_cell("Müller") == "Müller" and csv_cell(-1.5) == "-1.5" and csv_cell(5.0) == "5"
+    assert csv_cell("a\x1b]52;c;QUFB\x07") == "a\\x1b]52;c;QUFB\\x07"  # `cat grades.csv` is safe too
 
 
 def check_cli(*args, **kw):
