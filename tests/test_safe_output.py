@@ -5,6 +5,7 @@ import csv
 import io
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -65,10 +66,10 @@ def test_check_text_output_escapes_student_text_when_piped(tmp_path):
     assert "\\x1b]52;c;" in r.stdout  # shown, visibly
 
 
-def test_check_on_a_pseudo_terminal_escapes_student_text_and_keeps_grader_colours(tmp_path):
-    nb = hostile_notebook(tmp_path / "evil\x1b]0;x\x07.ipynb")
+def on_pty(*args) -> tuple[int, str]:
+    """Run the grader with a pseudo-terminal as stdin, stdout and stderr (as a TA runs it)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "check", str(nb), "--rubrics", str(MINI_RUBRICS)],
+    proc = subprocess.Popen([sys.executable, "-m", "grader", *map(str, args), "--rubrics", str(MINI_RUBRICS)],
                             stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     chunks = []
@@ -85,15 +86,33 @@ def test_check_on_a_pseudo_terminal_escapes_student_text_and_keeps_grader_colour
         chunks.append(data)
     proc.wait(timeout=60)
     os.close(leader)
-    out = b"".join(chunks).decode("utf-8", "replace")
-    assert proc.returncode == 1, out
-    assert "\x1b[32m" in out or "\x1b[31m" in out  # the grader's own colours
-    # Every ESC left is one of the grader's colour codes.
-    import re
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
-    assert not re.findall(r"\x1b(?!\[[0-9;]*m)", out), out
-    assert "\x07" not in out and "\u202e" not in out
+
+def assert_only_grader_colours(out):
+    assert not re.findall(r"\x1b(?!\[[0-9;]*m)", out), out  # every ESC left is one of the grader's colours
+    assert "\x07" not in out and "\u202e" not in out and "\x9b" not in out
+
+
+def test_check_on_a_pseudo_terminal_escapes_student_text_and_keeps_grader_colours(tmp_path):
+    nb = hostile_notebook(tmp_path / "evil\x1b]0;x\x07.ipynb")
+    rc, out = on_pty("check", nb)
+    assert rc == 1, out
+    assert "\x1b[32m" in out or "\x1b[31m" in out  # the grader's own colours
+    assert_only_grader_colours(out)
     assert "evil\\x1b]0;x\\x07.ipynb" in out
+
+
+def test_grade_on_a_pseudo_terminal_shows_names_with_their_escapes_visible(tmp_path):
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "Ole\x1b]52;c;QUFB\x07\u202e.ipynb", {"double": DOUBLE_OK})
+    exercise_notebook(subs / "Pia\x1b[2J" / "hw.ipynb", {"double": DOUBLE_OK})
+    (subs / "Pia\x1b[2J" / "notes\x1b]0;t\x07.txt").write_text("x")
+    (subs / "\x1b]0;t\x07.pdf").write_text("x")  # named in a note
+    rc, out = on_pty("grade", subs, "--out", tmp_path / "out\x1b[5m")
+    assert rc == 0, out
+    assert_only_grader_colours(out)
+    assert "2 submissions" in out and "\\x1b]0;t\\x07.pdf" in out and "out\\x1b[5m" in out
 
 
 def test_unusable_file_name_is_escaped_in_exit_2_error_text_and_json(tmp_path):
