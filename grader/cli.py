@@ -87,7 +87,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .batch import Outputs, grade_batch, local_executor, lock_out, scan
+    from .batch import Outputs, grade_batch, local_executor, lock_out
+    from .discover import scan
     from .pipeline import Grader
 
     assignment = load_assignment(args.rubrics)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
-from grader.batch import file_stem
+from grader.discover import file_stem
 
 SLOW_OK = "import time\ntime.sleep(0.4)\n" + DOUBLE_OK
 

@@ -209,7 +209,8 @@ def test_odd_notebooks_are_graded_and_get_a_page(graded):
 def test_a_page_that_cannot_be_made_costs_only_that_page(tmp_path, mini_grader, mini_assignment):
     """The LMS sync replaced Hana's notebook with a broken file while the batch ran: her page cannot
     be rendered from it. She keeps her grade, the page says why, the summary lists her, the rest go on."""
-    from grader.batch import Outputs, grade_batch, local_executor, scan
+    from grader.batch import Outputs, grade_batch, local_executor
+    from grader.discover import scan
 
     subs = tmp_path / "subs"
     for name in ("Hana", "Ivo", "Jan"):
@@ -238,7 +239,7 @@ def test_a_page_that_cannot_be_made_costs_only_that_page(tmp_path, mini_grader, 
 
 
 def test_links_and_special_files_cannot_hang_or_loop_discovery(tmp_path):
-    from grader.batch import scan
+    from grader.discover import scan
 
     subs = tmp_path / "subs"
     exercise_notebook(subs / "Lea" / "hw.ipynb", {"double": DOUBLE_OK})
