@@ -153,7 +153,7 @@ def scan(root: Path) -> Found:
             elif item.items is not None:
                 candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored, notes)))
             elif item.name.lower().endswith(".ipynb"):
-                candidates.append((student_id(item.name), item, item.path, item.problem))
+                candidates.append((student_id(item.name), item, item.path, _named(item)))
             elif item.name.lower().endswith(".zip") and not in_zip:
                 take(_unwrap(_zip_items(item.path, item.rel, notes)), True)
             else:
@@ -201,11 +201,15 @@ def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> t
     except OSError as e:
         return folder.path, f"{folder.path}: cannot be read ({e.strerror or e})"
     if len(notebooks) == 1:
-        return notebooks[0].path, notebooks[0].problem
+        return notebooks[0].path, _named(notebooks[0])
     if not notebooks:
         return folder.path, f"{folder.path}: no .ipynb notebook in this student's folder"
     names = ", ".join(n.rel.removeprefix(folder.rel + "/") for n in notebooks[:5])
     return folder.path, f"{folder.path}: {len(notebooks)} notebooks ({names}); a student's folder must hold exactly one"
+
+
+def _named(item: _Item) -> str | None:
+    return item.problem and f"{item.path}: {item.problem}"
 
 
 def _source_name(rel: str) -> str:
@@ -230,11 +234,11 @@ def _distinct_ids(candidates, notes: list[str]) -> list[Entry]:
         notes.append(SAME_ID.format(n=len(group), both="both" if len(group) == 2 else "all", id=sid,
                                     sources=", ".join(_source_name(item.rel) for _, item, _, _ in group)))
         for _, item, path, problem in group:
-            new = f"{sid} ({unicodedata.normalize('NFC', item.rel)})"
-            new, k = (new, 1) if new not in taken else (f"{new} #2", 2)
-            while new in taken:
+            new = base = f"{sid} ({unicodedata.normalize('NFC', item.rel)})"
+            k = 1
+            while new in taken:  # one name in both Unicode forms: the same text twice
                 k += 1
-                new = f"{new.rsplit(' #', 1)[0]} #{k}"
+                new = f"{base} #{k}"
             taken.add(new)
             entries.append(Entry(new, path, problem, sid))
     return entries

@@ -252,6 +252,18 @@ def test_links_and_special_files_cannot_hang_or_loop_discovery(tmp_path):
     found = scan(subs)
     by_id = {e.student: e for e in found.entries}
     assert by_id["Lea"].path == subs / "Lea" / "hw.ipynb" and by_id["Lea"].problem is None
-    assert by_id["Mo"].problem == "not a regular file"
+    assert by_id["Mo"].problem == f"{subs / 'Mo.ipynb'}: not a regular file"
     assert "no .ipynb notebook" in by_id["Nia"].problem
     assert any("'x/hw.ipynb' ignored: its name is taken" in n for n in found.notes)
+
+
+def test_one_name_in_both_unicode_forms_is_two_students(tmp_path):
+    from grader.discover import scan
+
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "Zoë.ipynb", {"double": DOUBLE_OK})
+    exercise_notebook(subs / unicodedata.normalize("NFD", "Zoë.ipynb"), {"double": DOUBLE_OK})
+    found = scan(subs)
+    assert sorted(e.student for e in found.entries) == ["Zoë (Zoë.ipynb)", "Zoë (Zoë.ipynb) #2"]
+    assert {e.display for e in found.entries} == {"Zoë"} and len({e.path for e in found.entries}) == 2
+    assert "decomposed Unicode" in found.notes[-1]
