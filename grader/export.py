@@ -6,9 +6,9 @@ either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import csv
 import base64
 import binascii
+import csv
 import html
 import io
 import json
@@ -122,6 +122,7 @@ _ATTACHMENT_REF = re.compile(r"!\[([^\]]*)\]\(\s*attachment:([^)\s]+)\s*\)")
 _PICTURE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
 MISSING_PICTURE = "*[picture {name}: not in the notebook, so it cannot be shown here]*"
+UNSHOWN_PICTURE = "*[picture {name}: not shown here (only PNG, JPEG, GIF or WebP pictures under 5 MB are)]*"
 
 
 def _with_attachments(source: str, attachments) -> str:
@@ -143,7 +144,7 @@ def _with_attachments(source: str, attachments) -> str:
                 except (binascii.Error, ValueError):
                     continue
                 return f"![{alt}](data:{mime};base64,{data})"
-        return MISSING_PICTURE.format(name=name)
+        return (MISSING_PICTURE if bundle is None else UNSHOWN_PICTURE).format(name=name)
 
     return _ATTACHMENT_REF.sub(inline, source)
 

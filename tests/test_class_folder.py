@@ -267,3 +267,19 @@ def test_one_name_in_both_unicode_forms_is_two_students(tmp_path):
     assert sorted(e.student for e in found.entries) == ["Zoë (Zoë.ipynb)", "Zoë (Zoë.ipynb) #2"]
     assert {e.display for e in found.entries} == {"Zoë"} and len({e.path for e in found.entries}) == 2
     assert "decomposed Unicode" in found.notes[-1]
+
+
+def test_an_svg_attachment_is_not_inlined(tmp_path):
+    """An SVG can carry script: a pasted SVG gets a placeholder, never a data URI."""
+    from grader.export import FeedbackRenderer
+    from grader.read import read_submission
+    from grader.results import SubmissionResult
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_markdown_cell("![plot.svg](attachment:plot.svg)")
+    cell["attachments"] = {"plot.svg": {"image/svg+xml": base64.b64encode(b"<svg onload='alert(1)'/>").decode()}}
+    nb.cells.append(cell)
+    nbformat.write(nb, str(tmp_path / "s.ipynb"))
+    result = SubmissionResult(str(tmp_path / "s.ipynb"), "0", "mini", "0", "2", ("cpu",), 0, 0, 0)
+    page = FeedbackRenderer().render(read_submission(tmp_path / "s.ipynb").notebook, result)
+    assert "data:image/svg" not in page and "picture plot.svg: not shown here" in page
