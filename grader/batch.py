@@ -3,9 +3,10 @@ in parallel, and write every output as each result arrives, so a killed batch re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import re
+import os
 import sys
 import threading
 import time
@@ -16,53 +17,40 @@ from typing import Callable, Iterable, Iterator
 
 from . import __version__
 from .assignment import Assignment
-from .errors import ConfigError, UnusableSubmission
-from .export import FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
+from .errors import OutputBusy, UnusableSubmission
+from .export import FEEDBACK_FAILED, FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
 from .gradebook import Gradebook
-from .read import read_submission
+from .read import read_bytes, read_submission
+from .discover import Entry, Found, discover, file_stem, scan, student_id  # noqa: F401 - importers of batch
 from .results import SubmissionResult, unusable_input
+from .safe_text import for_terminal, path_text
 
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]+")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One student's submission as found on disk, or why it cannot be graded."""
-
-    student: str
-    path: Path
-    problem: str | None = None
+OUT_BUSY = ("{out}: another `grader grade` (pid {pid}) is writing this folder",
+            "wait for it to finish, or give this run another --out")
 
 
-def discover(root: Path) -> list[Entry]:
-    """`root/<student>.ipynb` or `root/<student>/<anything>.ipynb`: one notebook per student."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: not a folder of submissions")
-    entries: dict[str, Entry] = {}
-    for item in sorted(root.iterdir()):
-        if item.name.startswith("."):
-            continue
-        if item.is_file() and item.suffix == ".ipynb":
-            student = _student_id(item.stem)
-            entries[student] = Entry(student, item)
-        elif item.is_dir():
-            student = _student_id(item.name)
-            notebooks = sorted(p for p in item.rglob("*.ipynb")
-                               if ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
-            if len(notebooks) == 1:
-                entries[student] = Entry(student, notebooks[0])
-            elif not notebooks:
-                entries[student] = Entry(student, item, f"{item}: no .ipynb notebook in this student's folder")
-            else:
-                names = ", ".join(str(p.relative_to(item)) for p in notebooks[:5])
-                entries[student] = Entry(student, item, f"{item}: {len(notebooks)} notebooks ({names}); "
-                                                        "a student's folder must hold exactly one")
-    return list(entries.values())
+def lock_out(out: Path):
+    """Hold --out for this process: an OS lock (flock) on `out/.lock`, released by the kernel when
+    the process ends however it ends, so a killed grader never leaves a stale lock. Keep the
+    returned file open for as long as the run writes."""
+    import fcntl
 
-
-def _student_id(name: str) -> str:
-    return SAFE_NAME.sub("_", name).strip("._") or "student"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "unknown"
+        f.close()
+        message, tip = OUT_BUSY
+        raise OutputBusy(message.format(out=out, pid=pid), tip) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def rubric_fingerprint(assignment: Assignment) -> str:
@@ -78,44 +66,60 @@ def rubric_fingerprint(assignment: Assignment) -> str:
 class Outputs:
     """Everything under --out; `record` writes one student's files, then commits the gradebook row."""
 
-    def __init__(self, out: Path, assignment: Assignment):
+    def __init__(self, out: Path, assignment: Assignment, notes: Iterable[str] = ()):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.assignment = assignment
+        self.notes = list(notes)  # what discovery left out, for the summary
         self.rubrics = rubric_fingerprint(assignment)
         self.gradebook = Gradebook(self.out / "gradebook.sqlite")
         self._feedback = None
         self._feedback_lock = threading.Lock()
         self._latest = self.gradebook.latest()
+        self._display: dict[str, str] = {}
 
     def fingerprint(self, entry: Entry) -> str:
-        content = hashlib.sha256(entry.path.read_bytes()).hexdigest() if entry.problem is None else entry.problem
+        content = hashlib.sha256(read_bytes(entry.path)).hexdigest() if entry.problem is None else entry.problem
         return hashlib.sha256(f"{content}:{self.rubrics}".encode()).hexdigest()[:24]
 
     def paths(self, student: str) -> list[Path]:
-        return [self.out / "results" / f"{student}.json", self.out / "gradescope" / student / "results.json",
-                self.out / "feedback" / f"{student}.html"]
+        stem = file_stem(student)
+        return [self.out / "results" / f"{stem}.json", self.out / "gradescope" / stem / "results.json",
+                self.out / "feedback" / f"{stem}.html"]
 
     def is_current(self, entry: Entry) -> bool:
+        self._display[entry.student] = entry.display or entry.student
         row = self._latest.get(entry.student)
         return (row is not None and row.fingerprint == self.fingerprint(entry)
                 and all(p.exists() for p in self.paths(entry.student)))
 
     def record(self, entry: Entry, fingerprint: str, result: SubmissionResult | None, problem: str | None) -> None:
         results, gradescope, feedback = self.paths(entry.student)
+        self._display[entry.student] = entry.display or entry.student
+        submission = path_text(entry.path)  # storable even where the file name is not UTF-8
         if result is None:
-            data = unusable_input(str(entry.path), problem)
+            problem = path_text(problem)
+            data = unusable_input(submission, problem)
             write_atomic(results, json.dumps(data, indent=1))
             write_atomic(gradescope, gradescope_unusable(problem))
-            write_atomic(feedback, f"<!doctype html><meta charset='utf-8'><h1>Feedback</h1><p>Your submission could "
-                                   f"not be graded: {_html(problem)}</p>")
-            self.gradebook.add(entry.student, str(entry.path), None, fingerprint, data, "unusable")
+            write_atomic(feedback, _plain_page(f"Your submission could not be graded: {problem}"))
+            self.gradebook.add(entry.student, submission, None, fingerprint, data, "unusable")
             return
+        result = dataclasses.replace(result, submission=submission)
+        # One student's notebook can cost at most their own page (SPEC "Class folders"): whatever
+        # the renderer or an exporter raises is reported with their result, and the batch goes on.
+        try:
+            page = self._render_feedback(entry, result)
+        except Exception as e:  # noqa: BLE001 - any failure of a third-party renderer on student input
+            why = f"{FEEDBACK_FAILED}: {type(e).__name__}: {str(e)[:300]}"
+            result = dataclasses.replace(result, notes=(*result.notes, why))
+            page = _plain_page(f"Your score is {result.score:g} / {result.max_score:g}; {why}. "
+                               "The full results are in your results JSON.")
         data = result.to_dict()
         write_atomic(results, json.dumps(data, indent=1))
         write_atomic(gradescope, gradescope_json(result))
-        write_atomic(feedback, self._render_feedback(entry, result))
-        self.gradebook.add(entry.student, str(entry.path), result.sha256, fingerprint, data, "graded")
+        write_atomic(feedback, page)
+        self.gradebook.add(entry.student, submission, result.sha256, fingerprint, data, "graded")
 
     def _render_feedback(self, entry: Entry, result: SubmissionResult) -> str:
         with self._feedback_lock:  # nbconvert's exporter is not thread-safe
@@ -127,10 +131,25 @@ class Outputs:
         rows = list(self.gradebook.latest().values())
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids))
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes))
+        write_atomic(self.out / "index.json", json.dumps(self.index(rows), indent=1, ensure_ascii=False))
+
+    def index(self, rows) -> dict:
+        """Each student id → their display name, submission and files: the output file names are
+        derived (file_stem), so this is where a TA or a script turns one back into a student."""
+        out = {}
+        for row in rows:
+            files = [p.relative_to(self.out).as_posix() for p in self.paths(row.student)]
+            out[row.student] = {"display": self._display.get(row.student, row.student), "submission": row.submission,
+                                "status": row.status, **dict(zip(("results", "gradescope", "feedback"), files))}
+        return out
 
     def close(self) -> None:
         self.gradebook.close()
+
+
+def _plain_page(text: str) -> str:
+    return f"<!doctype html><meta charset='utf-8'><h1>Feedback</h1><p>{_html(text)}</p>"
 
 
 def _html(text: str) -> str:
@@ -219,6 +238,6 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
             unusable += 1
         else:
             graded += 1
-        progress.step(entry.student)
+        progress.step(for_terminal(entry.student, one_line=True))
     outputs.finish()
     return BatchSummary(len(entries), graded, skipped, unusable, round(time.monotonic() - started, 2))

@@ -10,17 +10,19 @@ from pathlib import Path
 
 from . import __version__
 from .assignment import load_assignment
-from .errors import ConfigError, GraderCrash, GraderError, UnusableSubmission
+from .errors import ConfigError, GraderCrash, GraderError, OutputBusy, UnusableSubmission
 from .read import read_submission
 from .results import unusable_input
+from .safe_text import for_terminal
 
 EXIT_FULL, EXIT_NOT_FULL, EXIT_UNUSABLE, EXIT_GRADER = 0, 1, 2, 3
 
 
 def _error(message: str, tip: str = "") -> None:
-    print(f"ERROR {message}", file=sys.stderr)
+    # Messages name files and quote student text: shown with their control characters made visible.
+    print(f"ERROR {for_terminal(message)}", file=sys.stderr)
     if tip:
-        print(f"TIP   {tip}", file=sys.stderr)
+        print(f"TIP   {for_terminal(tip)}", file=sys.stderr)
 
 
 def cmd_check(args) -> int:
@@ -85,15 +87,20 @@ def cmd_list(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .batch import Outputs, discover, grade_batch, local_executor
+    from .batch import Outputs, grade_batch, local_executor, lock_out
+    from .discover import scan
     from .pipeline import Grader
 
     assignment = load_assignment(args.rubrics)
-    entries = discover(args.submissions)
+    found = scan(args.submissions)
+    for note in found.notes:  # residue left out: the TA sees what was not graded, and why
+        print(f"note: {for_terminal(note, one_line=True)}", file=sys.stderr)
+    entries = found.entries
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")
-    outputs = Outputs(args.out, assignment)
+    lock = lock_out(args.out)  # held until this process ends
+    outputs = Outputs(args.out, assignment, found.notes)
     # Student code must not read the class's other notebooks or the grades.
     hidden = (args.submissions.resolve(), args.out.resolve())
     jobs = args.jobs or os.cpu_count() or 1
@@ -112,8 +119,9 @@ def cmd_grade(args) -> int:
     finally:
         outputs.close()
     print(f"{summary.found} submissions: {summary.graded} graded, {summary.skipped} unchanged (not graded again), "
-          f"{summary.unusable} unusable; {summary.duration_s:.1f} s. Results in {args.out}/ "
-          f"(grades.csv, gradebook.sqlite, results/, gradescope/, feedback/, summary.html)")
+          f"{summary.unusable} unusable; {summary.duration_s:.1f} s. Results in {for_terminal(args.out)}/ "
+          f"(grades.csv, gradebook.sqlite, results/, gradescope/, feedback/, summary.html, index.json)")
+    lock.close()
     return 0
 
 
@@ -209,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UnusableSubmission as e:
+        _error(str(e), e.tip)
+        return EXIT_UNUSABLE
+    except OutputBusy as e:
         _error(str(e), e.tip)
         return EXIT_UNUSABLE
     except ConfigError as e:

@@ -116,11 +116,18 @@ def _as_error(e: GraderError) -> dict:
     return {"error": type(e).__name__, "message": str(e), "tip": e.tip}
 
 
+def _in_zip(path: str) -> bool:
+    """`archive.zip/member`, with the archive there: read_submission reads the member."""
+    from .archive import zip_of
+
+    return zip_of(Path(path)) is not None
+
+
 def grade_task(spec: dict, path: str, exercises: list[str] | None) -> dict:
     """A Dask task: grade one submission (or some of its exercises) here. Plain data in and out:
     {"result": SubmissionResult.to_dict()}, {"problem": why the file is unusable}, or {"error": ...}
     for a failure of the grader itself."""
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not _in_zip(path):
         # Not the student's fault: never record "no such file" as an unusable submission.
         return {"error": "GraderCrash", "message": NOT_SHARED.format(worker=_worker_name(), path=path),
                 "tip": NOT_SHARED_TIP}

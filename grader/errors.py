@@ -29,6 +29,10 @@ class ConfigError(GraderError):
     """A rubric folder or its YAML is wrong; says which file and key."""
 
 
+class OutputBusy(GraderError):
+    """Another `grader grade` is writing the same --out folder (exit code 2: nothing was done)."""
+
+
 class GraderCrash(GraderError):
     """The grader's own machinery failed (SPEC: exit code 3), not the student's code."""
 

@@ -6,11 +6,14 @@ either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import html
 import io
 import json
 import os
+import re
 import statistics
 import tempfile
 from collections import Counter
@@ -20,6 +23,7 @@ import nbformat
 
 from .extract import exercise_id_of
 from .results import GRADED, PASSED, SKIPPED, SubmissionResult
+from .safe_text import csv_cell
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -113,6 +117,39 @@ def _markdown_to_html(source: str) -> str:
     return MarkdownWithMath(renderer=IPythonRenderer(escape=False, allow_harmful_protocols=False)).render(source)
 
 
+# A picture pasted into a markdown cell is stored in the cell (`attachments`) and referenced as
+# `![image.png](attachment:image.png)`. Raster images only: an SVG could carry script.
+_ATTACHMENT_REF = re.compile(r"!\[([^\]]*)\]\(\s*attachment:([^)\s]+)\s*\)")
+_PICTURE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+MAX_PICTURE_BYTES = 5 * 1024 * 1024
+MISSING_PICTURE = "*[picture {name}: not in the notebook, so it cannot be shown here]*"
+UNSHOWN_PICTURE = "*[picture {name}: not shown here (only PNG, JPEG, GIF or WebP pictures under 5 MB are)]*"
+
+
+def _with_attachments(source: str, attachments) -> str:
+    """`source` with each `attachment:` picture inlined as a data URI, or a placeholder where the
+    attachment is absent, not a picture, or not valid base64 (nbconvert would raise for the whole page)."""
+    attachments = attachments if isinstance(attachments, dict) else {}
+
+    def inline(match: re.Match) -> str:
+        alt, name = match.group(1), match.group(2)
+        bundle = attachments.get(html.unescape(name))
+        for mime in _PICTURE_TYPES:
+            data = bundle.get(mime) if isinstance(bundle, dict) else None
+            if isinstance(data, list):  # nbformat allows multi-line strings
+                data = "".join(x for x in data if isinstance(x, str))
+            if isinstance(data, str) and len(data) <= MAX_PICTURE_BYTES * 4 // 3 + 4:
+                data = "".join(data.split())
+                try:
+                    base64.b64decode(data, validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                return f"![{alt}](data:{mime};base64,{data})"
+        return (MISSING_PICTURE if bundle is None else UNSHOWN_PICTURE).format(name=name)
+
+    return _ATTACHMENT_REF.sub(inline, source)
+
+
 class FeedbackRenderer:
     """The student's own notebook, outputs removed, feedback after each exercise's last cell."""
 
@@ -137,7 +174,8 @@ class FeedbackRenderer:
             else:
                 # Student text may carry HTML or script: escaped, so it shows as text and never runs.
                 # Code is safe (highlighted and escaped by nbconvert); outputs are dropped.
-                cell = nbformat.v4.new_markdown_cell(html.escape(cell.source))
+                cell = nbformat.v4.new_markdown_cell(_with_attachments(html.escape(cell.source),
+                                                                       cell.get("attachments")))
             cells.append(cell)
         after: dict[int, list[str]] = {}
         missing = []
@@ -166,12 +204,16 @@ class FeedbackRenderer:
 def grades_csv(rows, exercise_ids: list[str]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["student", *exercise_ids, "total", "max_total", "status", "submission"])
+    w.writerow([csv_cell(x) for x in ["student", *exercise_ids, "total", "max_total", "status", "submission"]])
     for row in rows:
         by_id = {e["id"]: e for e in row.result.get("exercises", [])}
-        w.writerow([row.student, *(f"{by_id[x]['score']:g}" if x in by_id else "" for x in exercise_ids),
-                    f"{row.score:g}", f"{row.max_score:g}", row.status, row.submission])
+        # Names come from student file names: `=HYPERLINK(...).ipynb` must stay text (csv_cell).
+        w.writerow([csv_cell(x) for x in [row.student, *(by_id[x]["score"] if x in by_id else "" for x in exercise_ids),
+                                          row.score, row.max_score, row.status, row.submission]])
     return out.getvalue()
+
+
+FEEDBACK_FAILED = "the feedback page could not be made"
 
 
 def _histogram_svg(values: list[float], maximum: float, bins: int = 10) -> str:
@@ -191,11 +233,11 @@ def _histogram_svg(values: list[float], maximum: float, bins: int = 10) -> str:
             f"<text x='{bins * w - 20}' y='{h + 12}' font-size='10'>{maximum:g}</text></svg>")
 
 
-def summary_html(rows, assignment_name: str, exercise_ids: list[str]) -> str:
+def summary_html(rows, assignment_name: str, exercise_ids: list[str], notes: list[str] = ()) -> str:
     e = html.escape
     graded = [r for r in rows if r.status == "graded"]
     parts = [f"<!doctype html><meta charset='utf-8'><title>{e(assignment_name)}: class summary</title>",
-             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}"
+             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left;overflow-wrap:anywhere}"
              "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>",
              f"<h1>{e(assignment_name)}: class summary</h1>",
              f"<p>{len(rows)} submissions, {len(graded)} graded, {len(rows) - len(graded)} unusable.</p>"]
@@ -239,5 +281,13 @@ def summary_html(rows, assignment_name: str, exercise_ids: list[str]) -> str:
         parts.append("</table><h2>Unusable submissions</h2><table><tr><th>student</th><th>problem</th></tr>")
         for r in unusable:
             parts.append(f"<tr><td>{e(r.student)}</td><td>{e(r.result.get('error', ''))}</td></tr>")
+    failed_pages = [(r.student, n) for r in rows for n in r.result.get("notes", []) if n.startswith(FEEDBACK_FAILED)]
+    if failed_pages:
+        parts.append("</table><h2>Feedback pages that could not be made</h2><table><tr><th>student</th><th>why</th></tr>")
+        parts += [f"<tr><td>{e(s)}</td><td>{e(n)}</td></tr>" for s, n in failed_pages]
+    if notes:
+        parts.append("</table><h2>Left out of the class folder</h2><ul>")
+        parts += [f"<li>{e(n)}</li>" for n in notes]
+        parts.append("</ul><table>")
     parts.append("</table>")
     return "\n".join(parts)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import GraderCrash
+from .tempdirs import remove_worker_dirs, sweep_stale, worker_dir
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 START_TIMEOUT_S = 120
@@ -51,8 +52,9 @@ class Worker:
         env = owned_environment(dict(os.environ))
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         debug = os.environ.get("TORCHGRADE_DEBUG")
+        self.rootdir = worker_dir()  # made and removed here: a worker killed with -9 cannot remove it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", *rubrics],
+            [sys.executable, "-m", "grader.worker", "--root", self.rootdir, *rubrics],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL,
             env=env, text=True, bufsize=1,
         )
@@ -97,6 +99,7 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        remove_worker_dirs(self.rootdir, self.proc.pid)
 
 
 class WorkerPool:
@@ -111,6 +114,7 @@ class WorkerPool:
         # A worker asks to die with the *thread* that started it (PR_SET_PDEATHSIG), and `run` is
         # called from short-lived threads: start every worker from one thread that lives as long as the pool.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchgrade-spawn")
+        sweep_stale()  # folders of a grader that was itself killed
         for _ in range(self.size):
             self._add()
 

@@ -26,17 +26,34 @@ class Submission:
 
 def read_submission(path: Path | str) -> Submission:
     path = Path(path)
+    data = read_bytes(path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    notebook, notes = parse_notebook(path, data)
+    return Submission(path, sha256, notebook, notes)
+
+
+def read_bytes(path: Path) -> bytes:
+    """A notebook file's bytes, or a zip member's when `path` is `archive.zip/member` (see archive.py)."""
+    from .archive import read_member, zip_of
+
+    if not _exists(path) and zip_of(path):
+        return read_member(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except IsADirectoryError:
         raise UnusableSubmission(path, "is a folder, not a notebook file") from None
     except FileNotFoundError:
         raise UnusableSubmission(path, "no such file") from None
     except OSError as e:
         raise UnusableSubmission(path, f"cannot be read ({e.strerror})") from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    notebook, notes = parse_notebook(path, data)
-    return Submission(path, sha256, notebook, notes)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError:  # also a name too long for the file system: a zip member's may be
+        return False
+    return True
 
 
 def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tuple[str, ...]]:

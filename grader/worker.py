@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from . import tempdirs
 from .calibration import Calibrations
 
 # Must precede the torch import: is_available() then asks NVML, not the CUDA driver.
@@ -165,7 +166,7 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
 def run_job(job: dict) -> dict:
     started = time.monotonic()
     timeout = float(job.get("timeout_s", 60))
-    workdir = tempfile.mkdtemp(prefix="torchgrade-run-")
+    workdir = tempdirs.run_dir()  # named after this worker: the grader removes it if we are killed
     token = secrets.token_hex(16)
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
@@ -450,8 +451,9 @@ _SERVER: _Server | None = None
 _CALIBRATIONS = Calibrations()
 
 
-def serve(rubrics: list[str]) -> None:
-    """Warm up, collect `rubrics` in this process's pytest session, then serve jobs from stdin."""
+def serve(rubrics: list[str], rootdir: str | None = None) -> None:
+    """Warm up, collect `rubrics` in this process's pytest session, then serve jobs from stdin.
+    `rootdir`: pytest's root, made (and removed) by the grader; a folder of our own otherwise."""
     global _SERVER
     from . import sandbox
 
@@ -463,9 +465,16 @@ def serve(rubrics: list[str]) -> None:
     # Third-party pytest plugins have no business in a grading run.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     _SERVER = _Server(channel_out)
+    if rootdir:
+        pytest.main(pytest_args(rubrics, rootdir), plugins=[_SERVER.plugin, _SERVER])
+        return
     with tempfile.TemporaryDirectory(prefix="torchgrade-worker-") as rootdir:
         pytest.main(pytest_args(rubrics, rootdir), plugins=[_SERVER.plugin, _SERVER])
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1:])
+    args = sys.argv[1:]
+    root = None
+    if args[:1] == ["--root"]:
+        root, args = args[1], args[2:]
+    serve(args, root)

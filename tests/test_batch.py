@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
+from grader.discover import file_stem
 
 SLOW_OK = "import time\ntime.sleep(0.4)\n" + DOUBLE_OK
 
@@ -70,9 +71,12 @@ def graded_class(tmp_path_factory, rubrics):
 def test_every_output_is_written(graded_class):
     subs, out, r = graded_class
     students = ["broken", "buggy", "empty", "good0", "good1", "good2", "hangs", "two"]
-    assert sorted(p.stem for p in (out / "results").glob("*.json")) == students
-    assert sorted(p.name for p in (out / "gradescope").iterdir()) == students
-    assert sorted(p.stem for p in (out / "feedback").glob("*.html")) == students
+    stems = sorted(file_stem(s) for s in students)  # readable, and distinct where names are not (test_class_folder)
+    assert stems[0].startswith("broken-") and json.loads((out / "index.json").read_text())["broken"]["results"] == \
+        f"results/{file_stem('broken')}.json"
+    assert sorted(p.stem for p in (out / "results").glob("*.json")) == stems
+    assert sorted(p.name for p in (out / "gradescope").iterdir()) == stems
+    assert sorted(p.stem for p in (out / "feedback").glob("*.html")) == stems
     assert "9 graded" not in r.stdout and "8 submissions: 5 graded, 0 unchanged" in r.stdout and "3 unusable" in r.stdout
 
     table = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
@@ -80,19 +84,19 @@ def test_every_output_is_written(graded_class):
     assert table["buggy"]["double"] == "0" and table["buggy"]["square"] == "2"
     assert table["hangs"]["total"] == "2" and table["two"]["status"] == "unusable"
 
-    hangs = json.loads((out / "results" / "hangs.json").read_text())
+    hangs = json.loads((out / "results" / f"{file_stem('hangs')}.json").read_text())
     assert hangs["schema"] == 1 and hangs["exercises"][0]["status"] == "timeout"
-    two = json.loads((out / "results" / "two.json").read_text())
+    two = json.loads((out / "results" / f"{file_stem('two')}.json").read_text())
     assert "2 notebooks (a.ipynb, b.ipynb)" in two["error"]
-    assert "no .ipynb notebook" in json.loads((out / "results" / "empty.json").read_text())["error"]
-    assert "not valid JSON" in json.loads((out / "results" / "broken.json").read_text())["error"]
+    assert "no .ipynb notebook" in json.loads((out / "results" / f"{file_stem('empty')}.json").read_text())["error"]
+    assert "not valid JSON" in json.loads((out / "results" / f"{file_stem('broken')}.json").read_text())["error"]
 
-    gs = json.loads((out / "gradescope" / "buggy" / "results.json").read_text())
+    gs = json.loads((out / "gradescope" / file_stem("buggy") / "results.json").read_text())
     assert gs["score"] == 2 and {"name", "score", "max_score", "output", "visibility"} <= set(gs["tests"][0])
     failed = [t for t in gs["tests"] if t["score"] < t["max_score"]]
     assert failed and "double(3) is wrong" in failed[0]["output"]
 
-    page = (out / "feedback" / "buggy.html").read_text()
+    page = (out / "feedback" / f"{file_stem('buggy')}.html").read_text()
     assert "Feedback: <code>double</code> — 0 / 3 points" in page and "&lt;p&gt;" not in page
     assert "double(3) is wrong" in page and '<span class="nf">double</span>' in page  # the student's code
 
@@ -112,7 +116,7 @@ def test_feedback_page_sanitises_student_html(tmp_path, rubrics):
     n.cells.append(nbformat.v4.new_markdown_cell("[click](javascript:alert(1)) ![i](JavaScript:alert(3)) [ok](https://pytorch.org)"))
     nbformat.write(n, str(nb))
     assert grade_cli(subs, tmp_path / "out", rubrics=rubrics).returncode == 0
-    page = (tmp_path / "out" / "feedback" / "x.html").read_text()
+    page = (tmp_path / "out" / "feedback" / f"{file_stem('x')}.html").read_text()
     assert "<script>alert('pwned')" not in page and "<img src=x onerror" not in page
     assert "&lt;script&gt;alert('pwned')" in page  # shown as text
     assert not re.search(r"(?i)(href|src)\s*=\s*[\"']?\s*javascript:", page)  # no live script link

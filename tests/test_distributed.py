@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DOUBLE_OK, MINI_RUBRICS, SQUARE_OK, exercise_notebook
 from grader import SubmissionResult, load_assignment
-from grader.batch import Entry, Outputs, discover, grade_batch, local_executor
+from grader.batch import Entry, Outputs, discover, file_stem, grade_batch, local_executor
 
 distributed = pytest.importorskip("distributed")
 from grader.distributed import (  # noqa: E402
@@ -179,11 +179,22 @@ def test_a_worker_killed_mid_batch_costs_nothing(tmp_path, client, mini):
         students = sorted(s for (s,) in db.execute("SELECT student FROM grades"))
     assert students == [f"s{i}" for i in range(n)]  # exactly once each
     results = sorted((tmp_path / "out" / "results").glob("*.json"))
-    assert [p.stem for p in results] == students
+    assert [p.stem for p in results] == sorted(file_stem(s) for s in students)
     assert all(json.loads(p.read_text())["score"] == 3 for p in results)
     client.wait_for_workers(2, timeout=120)  # the nanny restarted it
     assert pids[killed["addr"]] not in worker_pids(client).values()
     assert len(worker_pids(client)) == 2
+
+
+def test_a_zip_of_submissions_is_graded_on_the_cluster(tmp_path, client, mini):
+    import zipfile
+
+    good = exercise_notebook(tmp_path / "good.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK}).read_bytes()
+    with zipfile.ZipFile(tmp_path / "class.zip", "w") as z:
+        z.writestr("Zoë.ipynb", good)
+        z.writestr("Émile/work.ipynb", good)
+    got = run(DaskExecutor(client, mini), entries_of(tmp_path / "class.zip"))
+    assert got["Zoë"]["score"] == 5 and got["Émile"]["score"] == 5
 
 
 def test_hostile_code_does_not_take_a_worker_down(tmp_path, client, mini):
@@ -216,7 +227,7 @@ def test_cli_grades_on_a_running_scheduler_and_resumes(tmp_path, client):
     rows = (out / "grades.csv").read_text().splitlines()
     assert any(row.startswith("good,3,2,5,5,graded") for row in rows)
     assert any(row.startswith("buggy,0,0,0,5,graded") for row in rows)
-    assert "not valid JSON" in json.loads((out / "results" / "broken.json").read_text())["error"]
+    assert "not valid JSON" in json.loads((out / "results" / f"{file_stem('broken')}.json").read_text())["error"]
     assert len(client.scheduler_info()["workers"]) == 2  # the CLI only disconnected
 
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
