@@ -19,6 +19,8 @@ from .assignment import Assignment
 from .errors import ConfigError, UnusableSubmission
 from .export import FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
 from .gradebook import Gradebook
+from .lms import Identity
+from .policy import POLICY_FILES
 from .read import read_submission
 from .results import SubmissionResult, unusable_input
 
@@ -32,6 +34,7 @@ class Entry:
     student: str
     path: Path
     problem: str | None = None
+    identity: "Identity | None" = None  # from an LMS download (grader/lms.py): display name, LATE flag, time
 
 
 def discover(root: Path) -> list[Entry]:
@@ -69,7 +72,8 @@ def rubric_fingerprint(assignment: Assignment) -> str:
     """Changes when any rubric file or the grader's version changes, so a regrade is due."""
     h = hashlib.sha256(__version__.encode())
     for path in sorted(assignment.rubrics_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        # The course policy changes final scores, not grading: a moved deadline regrades no one.
+        if path.is_file() and "__pycache__" not in path.parts and path.name not in POLICY_FILES:
             h.update(path.relative_to(assignment.rubrics_dir).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -78,8 +82,9 @@ def rubric_fingerprint(assignment: Assignment) -> str:
 class Outputs:
     """Everything under --out; `record` writes one student's files, then commits the gradebook row."""
 
-    def __init__(self, out: Path, assignment: Assignment):
+    def __init__(self, out: Path, assignment: Assignment, semester=None):
         self.out = Path(out)
+        self.semester = semester  # grader/semester.py: late policy, adjustments, LMS gradebooks
         self.out.mkdir(parents=True, exist_ok=True)
         self.assignment = assignment
         self.rubrics = rubric_fingerprint(assignment)
@@ -123,11 +128,12 @@ class Outputs:
                 self._feedback = FeedbackRenderer()
             return self._feedback.render(read_submission(entry.path).notebook, result)
 
-    def finish(self) -> None:
+    def finish(self, entries: Iterable[Entry] = ()) -> None:
         rows = list(self.gradebook.latest().values())
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids))
+        extra = self.semester.finish(rows, list(entries), ids, self.gradebook) if self.semester else ""
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids) + extra)
 
     def close(self) -> None:
         self.gradebook.close()
@@ -220,5 +226,5 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
         else:
             graded += 1
         progress.step(entry.student)
-    outputs.finish()
+    outputs.finish(entries)
     return BatchSummary(len(entries), graded, skipped, unusable, round(time.monotonic() - started, 2))

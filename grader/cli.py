@@ -85,15 +85,20 @@ def cmd_list(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from . import lms
     from .batch import Outputs, discover, grade_batch, local_executor
     from .pipeline import Grader
+    from .semester import LMS_STAGING, Semester, SemesterOptions
 
     assignment = load_assignment(args.rubrics)
-    entries = discover(args.submissions)
+    semester = Semester(args.out, assignment.rubrics_dir, SemesterOptions(
+        args.policy, args.adjustments, args.roster, args.canvas_assignment, args.canvas_assignment_id))
+    entries = lms.discover(args.submissions, args.out / LMS_STAGING) or discover(args.submissions)
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")
-    outputs = Outputs(args.out, assignment)
+    semester.check([e.student for e in entries], assignment.exercises)
+    outputs = Outputs(args.out, assignment, semester)
     # Student code must not read the class's other notebooks or the grades.
     hidden = (args.submissions.resolve(), args.out.resolve())
     jobs = args.jobs or os.cpu_count() or 1
@@ -160,6 +165,29 @@ def cmd_assign(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .similarity import similarity_report
+
+    assignment = load_assignment(args.rubrics)
+    report = similarity_report(args.out, assignment, top=args.top)
+    print(f"{report.pairs} pairs compared over {report.students} students; report in {report.path}")
+    for line in report.top_lines:
+        print(f"  {line}")
+    return 0
+
+
+def add_semester_options(p) -> None:
+    """grader/semester.py: the course policy, the TA's adjustments and the LMS's roster and assignment."""
+    p.add_argument("--policy", type=Path, default=None,
+                   help="the course's late policy YAML (default: policy.yml beside the rubrics, if any)")
+    p.add_argument("--adjustments", type=Path, default=None,
+                   help="manual adjustments CSV: student,exercise,change,comment,who (default: OUT/adjustments.csv)")
+    p.add_argument("--roster", type=Path, default=None,
+                   help="a roster/gradebook CSV exported from Canvas or Moodle: SIS ids, sections, e-mails")
+    p.add_argument("--canvas-assignment", default=None, help="the Canvas assignment's name for canvas_gradebook.csv")
+    p.add_argument("--canvas-assignment-id", default=None, help="the Canvas assignment's id, so the import matches it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch exercise notebooks.")
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
@@ -185,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="with --executor dask: tcp://HOST:PORT of a running cluster")
     p.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+    add_semester_options(p)
 
     p = add("validate", cmd_validate,
             "prove the rubrics: solution full marks, stub zero, known-bad variants lose exactly their checks")
@@ -201,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
 
     add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
+
+    p = add("similarity", cmd_similarity,
+            "compare the students' exercise code of a graded class (winnowing) and write OUT/similarity.html")
+    p.add_argument("out", type=Path, help="the --out folder of `grader grade`")
+    p.add_argument("--top", type=int, default=10, help="pairs to list on the terminal")
     return parser
 
 
