@@ -72,6 +72,12 @@ def _fingerprint(code: str, name: str, boilerplate=None):
                            language="python", fp=io.StringIO(code))
 
 
+def _blank_lines(code: str, stub_lines: set[str]) -> str:
+    """The stub's own lines as spaces: k-grams cannot straddle starter code and the student's code (which
+    would make two students who only filled in the stub look alike), and offsets stay those of `code`."""
+    return "\n".join(" " * len(line) if line.strip() in stub_lines else line for line in code.split("\n"))
+
+
 def compare(codes: dict[str, dict[str, str]], stub: dict[str, str]) -> list[Pair]:
     """All pairs of students, ranked; `codes[student][exercise]` is that student's own code."""
     from copydetect import compare_files
@@ -81,9 +87,10 @@ def compare(codes: dict[str, dict[str, str]], stub: dict[str, str]) -> list[Pair
     prints: dict[str, dict[str, object]] = {s: {} for s in codes}
     for ex in exercises:
         boiler = list(_fingerprint(stub[ex], "stub.py").hashes) if stub.get(ex) else None
+        stub_lines = {line.strip() for line in stub.get(ex, "").splitlines() if line.strip()}
         for student, own in codes.items():
             if own.get(ex, "").strip():
-                prints[student][ex] = _fingerprint(own[ex], f"{student}.py", boiler)
+                prints[student][ex] = _fingerprint(_blank_lines(own[ex], stub_lines), f"{student}.py", boiler)
     pairs = []
     for a, b in combinations(sorted(codes), 2):
         found, overlap_total = [], 0
@@ -98,8 +105,9 @@ def compare(codes: dict[str, dict[str, str]], stub: dict[str, str]) -> list[Pair
                 overlap, (share_a, share_b), (slices_a, slices_b) = compare_files(fa, fb)
                 if overlap == 0:
                     continue
-                code_a, _ = highlight_overlap(fa.raw_code, slices_a, "<mark>", "</mark>", escape_html=True)
-                code_b, _ = highlight_overlap(fb.raw_code, slices_b, "<mark>", "</mark>", escape_html=True)
+                # offsets are those of the student's own text: the stub's lines were blanked, not removed
+                code_a, _ = highlight_overlap(codes[a][ex], slices_a, "<mark>", "</mark>", escape_html=True)
+                code_b, _ = highlight_overlap(codes[b][ex], slices_b, "<mark>", "</mark>", escape_html=True)
             overlap_total += int(overlap)
             found.append(PairExercise(ex, int(overlap), float(share_a), float(share_b), code_a, code_b))
         smaller = min(cover_a, cover_b)
