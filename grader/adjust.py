@@ -15,12 +15,12 @@ the late penalty.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, did_you_mean
+from .lms import read_table
 
 COLUMNS = ("student", "exercise", "change", "comment", "who")
 CHANGE = re.compile(r"^\s*(?P<op>=|[+-])?\s*(?P<value>\d+(?:\.\d+)?)\s*$")
@@ -61,17 +61,14 @@ def load_adjustments(path: Path | None, students=None, exercises=None) -> list[A
     if path is None or not Path(path).is_file():
         return []
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the adjustments: {e}", TIP) from None
-    reader = csv.DictReader(text.splitlines())
+    reader = read_table(path, "the adjustments", TIP)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     missing = [c for c in ("student", "change") if c not in header]
     if missing:
         raise ConfigError(f"{path}: line 1: the header lacks {', '.join(missing)}", TIP)
     out = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not any(row.values()):
             continue

@@ -231,18 +231,24 @@ def _uncell(text: str) -> str:
     return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
 
 
+def read_table(path: Path, what: str, tip: str):
+    """A CSV a person exported or edited (Excel's BOM tolerated), as a DictReader, or an error naming the file."""
+    import csv
+    import io
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e}", tip) from None
+    return csv.DictReader(io.StringIO(text, newline=""))
+
+
 def load_roster(path: Path | None) -> dict[str, RosterEntry]:
     """An LMS roster or gradebook export, by LMS id (Canvas `ID`, Moodle `Participant N` -> `N`)."""
-    import csv
-
     if path is None:
         return {}
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the roster: {e}", ROSTER_TIP) from None
-    reader = csv.DictReader(text.splitlines())
+    reader = read_table(path, "the roster", ROSTER_TIP)
     fields = set(reader.fieldnames or ())
     roster = {}
     if {"Student", "ID"} <= fields:
