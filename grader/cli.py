@@ -100,7 +100,10 @@ def cmd_grade(args) -> int:
     semester.check([e.student for e in entries], assignment.exercises)
     outputs = Outputs(args.out, assignment, semester)
     # Student code must not read the class's other notebooks or the grades.
-    hidden = (args.submissions.resolve(), args.out.resolve())
+    class_folders, warning = lms.folders_to_hide(args.submissions)  # a zip: the folder holding it
+    if warning:
+        print(f"WARNING {warning}", file=sys.stderr)
+    hidden = (*class_folders, args.out.resolve())
     jobs = args.jobs or os.cpu_count() or 1
     try:
         if args.executor == "dask":

@@ -99,8 +99,8 @@ def _ignored(parts: tuple[str, ...]) -> bool:
 
 
 def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
-    """A zip unpacked under `staging` (its entries' times kept as the files' mtimes), or the folder itself.
-    Returns the folder and, for a zip, each member's stamped time (naive: zip times carry no zone)."""
+    """A zip unpacked under `staging`, or the folder itself. Returns the folder and, for a zip, each member's
+    stamped time (naive: zip times carry no zone)."""
     source = Path(source)
     if source.is_dir():
         return source, {}
@@ -194,8 +194,27 @@ def notes_for(student: str, notes: list[str]) -> list[str]:
     return [n for n in notes if f"_{student}_" in n or n.startswith(f"ignored {student}_")]
 
 
-def is_zip(path: Path) -> bool:
-    return Path(path).is_file() and zipfile.is_zipfile(path)
+ZIP_NOT_HIDDEN = ("{zip} stays readable by student code (its folder also holds the grader or its Python): "
+                  "move the zip into a folder of its own")
+
+
+def folders_to_hide(source: Path) -> tuple[tuple[Path, ...], str | None]:
+    """What student code must not read of the class: the folder, or for a zip the folder holding it (the
+    sandbox hides folders, not files) unless that folder also holds what the grader itself runs from."""
+    import importlib.util
+    import sys
+
+    source = Path(source).resolve()
+    if not source.is_file():
+        return (source,), None
+    folder = source.parent
+    spec = importlib.util.find_spec("torch")
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent]
+    if spec and spec.origin:
+        needed.append(Path(spec.origin).resolve().parent)
+    if any(Path(p).resolve().is_relative_to(folder) for p in needed):
+        return (), ZIP_NOT_HIDDEN.format(zip=source)
+    return (folder,), None
 
 
 # -- LMS gradebooks out ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ One YAML file (`rubrics/policy.yml` beside the assignment's YAML, or `grader gra
 
     due: 2026-11-30 23:59          # a zone in the value (+01:00) or in `timezone`
     timezone: Europe/Berlin
+    zip_timezone: UTC              # the zone the LMS stamps its zip entries in (default: `timezone`)
     late:
       per: day                     # or hour; every started period counts
       rate: 0.1                    # share of the earned score deducted per period
@@ -34,7 +35,7 @@ from .assignment import _only
 from .errors import ConfigError
 
 POLICY_FILES = ("policy.yml", "policy.yaml")
-TOP_KEYS = {"due", "timezone", "late", "extensions", "canvas"}
+TOP_KEYS = {"due", "timezone", "zip_timezone", "late", "extensions", "canvas"}
 LATE_KEYS = {"per", "rate", "cap", "floor", "grace_minutes"}
 PERIOD_HOURS = {"hour": 1.0, "day": 24.0}
 
@@ -68,6 +69,7 @@ class Policy:
     extensions: dict = field(default_factory=dict)  # student -> datetime | timedelta
     canvas: dict = field(default_factory=dict)
     digest: str = ""
+    zip_zone: ZoneInfo | timezone | None = None  # None: `zone`
 
     def due_for(self, student: str) -> tuple[datetime | None, str]:
         ext = self.extensions.get(student)
@@ -84,9 +86,10 @@ class Policy:
             return Lateness("", _iso(submitted_at), time_source, 0.0, 1.0, extension)
         if submitted_at is None:
             return Lateness(due.isoformat(), None, time_source, 0.0, 1.0, extension, (NO_TIME_NOTE,))
-        if submitted_at.tzinfo is None:  # a zip entry's time: the LMS's local time, read in the course's zone
-            submitted_at = submitted_at.replace(tzinfo=self.zone)
-            time_source = f"{time_source}, read as {self.zone}"
+        if submitted_at.tzinfo is None:  # a zip entry's time has no zone: read in the one the policy names
+            zone = self.zip_zone or self.zone
+            submitted_at = submitted_at.replace(tzinfo=zone)
+            time_source = f"{time_source}, read as {zone}"
         late = submitted_at - due - self.grace
         hours = max(0.0, late.total_seconds() / 3600)
         notes = []
@@ -135,11 +138,7 @@ def load_policy(path: Path | None) -> Policy:
         return ConfigError(f"{path}: {where}: {problem}", "see the policy example in grader/policy.py or the README")
 
     _only(raw, TOP_KEYS, "top level", bad)
-    zone_name = raw.get("timezone")
-    try:
-        zone = ZoneInfo(str(zone_name)) if zone_name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        raise bad("timezone", f"unknown time zone '{zone_name}' (use an IANA name such as Europe/Berlin)") from None
+    zone, zip_zone = _zone(raw, "timezone", bad), _zone(raw, "zip_timezone", bad)
     due = _when(raw.get("due"), zone, "due", bad) if raw.get("due") is not None else None
     late = raw.get("late") or {}
     _only(late, LATE_KEYS, "late", bad)
@@ -174,7 +173,15 @@ def load_policy(path: Path | None) -> Policy:
     _only(canvas, {"assignment", "assignment_id"}, "canvas", bad)
     digest = hashlib.sha256(json.dumps(raw, default=str, sort_keys=True).encode()).hexdigest()[:12]
     return Policy(str(path), due, zone or (due.tzinfo if due else timezone.utc), per, numbers["rate"], numbers["cap"],
-                  numbers["floor"], timedelta(minutes=float(grace)), extensions, dict(canvas), digest)
+                  numbers["floor"], timedelta(minutes=float(grace)), extensions, dict(canvas), digest, zip_zone)
+
+
+def _zone(raw: dict, key: str, bad):
+    name = raw.get(key)
+    try:
+        return ZoneInfo(str(name)) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad(key, f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)") from None
 
 
 def _when(value, zone, where: str, bad) -> datetime:

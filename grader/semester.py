@@ -63,8 +63,9 @@ class Final:
         parts.append(f"final {self.final:g}")
         return "; ".join(parts)
 
-    def detail(self) -> dict:
-        return {"lateness": self.lateness.__dict__, "exercises": self.exercise_scores,
+    def detail(self, policy: Policy | None = None) -> dict:
+        applied = {"file": policy.source, "digest": policy.digest} if policy and policy.source else None
+        return {"policy": applied, "lateness": self.lateness.__dict__, "exercises": self.exercise_scores,
                 "adjustments": [a.describe() for a in self.adjustments], "notes": list(self.notes)}
 
 
@@ -124,7 +125,7 @@ class Semester:
         gradebook.sync_adjustments(self.adjustments)
         who = _who()
         for f in finals:
-            gradebook.record_final(f.student, f.raw, f.max_score, f.final, f.detail(), who)
+            gradebook.record_final(f.student, f.raw, f.max_score, f.final, f.detail(self.policy), who)
         write_atomic(self.out / FINAL_CSV, final_csv(finals))
         max_score = max((f.max_score for f in finals), default=0.0)
         kinds = {f.lms for f in finals}

@@ -104,3 +104,23 @@ def test_adjustments_parse_and_reject_with_file_and_line(tmp_path):
     path.write_text("student,change\nbob,+1\n")
     with pytest.raises(ConfigError, match="line 2: no student 'bob' in this class"):
         load_adjustments(path, {"7"}, {"double"})
+
+
+def test_zip_times_read_in_the_zone_the_policy_names(tmp_path):
+    p = policy(tmp_path, "due: 2026-11-30 23:00\ntimezone: Europe/Berlin\nzip_timezone: UTC\nlate: {rate: 0.1}\n")
+    la = p.lateness("s", datetime(2026, 11, 30, 22, 30), "zip entry time")  # 23:30 in Berlin
+    assert la.hours_late == 0.5 and la.time_source == "zip entry time, read as UTC"
+
+
+def test_a_class_zip_is_hidden_by_its_folder_unless_that_holds_the_grader(tmp_path, monkeypatch):
+    import sys
+
+    from grader.lms import folders_to_hide
+
+    (tmp_path / "class.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    assert folders_to_hide(tmp_path / "class.zip") == ((tmp_path.resolve(),), None)
+    assert folders_to_hide(tmp_path) == ((tmp_path.resolve(),), None)
+    (tmp_path / "venv").mkdir()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # the zip lies beside the grader's Python
+    hidden, warning = folders_to_hide(tmp_path / "class.zip")
+    assert hidden == () and warning.endswith("move the zip into a folder of its own")
