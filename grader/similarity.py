@@ -148,8 +148,13 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
     path = out / SIMILARITY_HTML
     write_atomic(path, render_html(assignment.name, shown, names, len(codes), notes))
     _link_from_summary(out)
-    lines = tuple(f"{p.score:6.1%}  {p.a}  {p.b}" for p in shown[:top])
+    lines = tuple(f"{p.score:6.1%}  {_printable(p.a)}  {_printable(p.b)}" for p in shown[:top])
     return Report(path, len(codes), len(ranked), tuple(shown), tuple(notes), lines)
+
+
+def _printable(text: str) -> str:
+    """A student id as the terminal may show it: no control characters of the student's."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _names(out: Path) -> dict[str, str]:
