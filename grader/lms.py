@@ -40,7 +40,7 @@ CANVAS, MOODLE = "canvas", "moodle"
 # Letters and digits only (Canvas strips the rest), any script.
 CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$")
 CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$")
-MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<file>.*)$")
+MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$")
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 
 TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
@@ -48,6 +48,7 @@ IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
 LATEST_NOTE = "{n} notebooks were submitted; graded the latest ({chosen}), not {others}"
 NOT_NOTEBOOK_NOTE = "ignored {name}: not a notebook"
+NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit the notebook itself"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def parse_moodle(name: str) -> Identity | None:
     m = MOODLE_NAME.match(name)
     if not m:
         return None
-    return Identity(MOODLE, m["pid"], m["name"], None, original_name=m["file"])
+    return Identity(MOODLE, m["pid"], m["name"], None, original_name=m["file"] or "")
 
 
 def _resubmission(original: str) -> int:
@@ -130,22 +131,19 @@ def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), TIME_MTIME
 
 
-def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None, list[_File], list[str]]:
-    """Every notebook of a Canvas or Moodle layout, or (None, [], []) when `root` is neither."""
+def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None, list[_File]]:
+    """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
     items = [p for p in sorted(root.iterdir()) if not _ignored((p.name,))]
     if not items:
-        return None, [], []
-    files, notes = [], []
+        return None, []
+    files = []
     if all(p.is_file() and parse_canvas(p.name) for p in items):
         for p in items:
             ident = parse_canvas(p.name)
-            if not ident.original_name.lower().endswith(".ipynb"):
-                notes.append(NOT_NOTEBOOK_NOTE.format(name=p.name))
-                continue
             when, source = _file_time(p, root, zip_times)
-            att = int(CANVAS_ANON.match(p.name)["att"] if p.name.startswith("anon_") else CANVAS_NAME.match(p.name)["att"])
+            att = int((CANVAS_ANON.match(p.name) or CANVAS_NAME.match(p.name))["att"])
             files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
-        return CANVAS, files, notes
+        return CANVAS, files
     if all(parse_moodle(p.name) for p in items):
         for p in items:
             ident = parse_moodle(p.name)
@@ -153,23 +151,21 @@ def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None,
                 if p.is_dir() else [p]
             for q in inside:
                 original = q.name if p.is_dir() else ident.original_name
-                if not original.lower().endswith(".ipynb"):
-                    notes.append(NOT_NOTEBOOK_NOTE.format(name=q.relative_to(root).as_posix()))
-                    continue
                 when, source = _file_time(q, root, zip_times)
                 files.append(_File(replace(ident, submitted_at=when, time_source=source, original_name=original), q,
-                                   (_resubmission(original), when.timestamp() if when.tzinfo else 0, original)))
-        return MOODLE, files, notes
-    return None, [], []
+                                   (_resubmission(original), when.timestamp(), original)))
+        return MOODLE, files
+    return None, []
 
 
 def discover(source: Path, staging: Path):
     """The class in an LMS download (zip or folder) as batch entries keyed by LMS id, or None when
-    `source` is not an LMS download (then the plain-folder rules apply)."""
+    `source` is not an LMS download (then the plain-folder rules apply). A student whose files hold no
+    notebook is an unusable entry, so every student of the download appears in every output."""
     from .batch import Entry
 
     root, zip_times = stage(source, staging)
-    lms, files, notes = _candidates(root, zip_times)
+    lms, files = _candidates(root, zip_times)
     if lms is None:
         return None
     by_student: dict[str, list[_File]] = {}
@@ -178,20 +174,19 @@ def discover(source: Path, staging: Path):
     entries = []
     for student, own in sorted(by_student.items()):
         own.sort(key=lambda f: f.order)
-        chosen = own[-1]
-        ident = chosen.identity
-        extra = list(notes_for(student, notes))
-        if len(own) > 1:
-            extra.append(LATEST_NOTE.format(n=len(own), chosen=chosen.path.name,
-                                            others=", ".join(f.path.name for f in own[:-1])))
-        ident = replace(ident, notes=tuple(extra))
-        entries.append(Entry(student, chosen.path, identity=ident))
+        notebooks = [f for f in own if f.identity.original_name.lower().endswith(".ipynb")]
+        notes = [NOT_NOTEBOOK_NOTE.format(name=f.path.relative_to(root).as_posix()) for f in own if f not in notebooks]
+        if not notebooks:
+            names = ", ".join(f.path.relative_to(root).as_posix() for f in own)
+            entries.append(Entry(student, own[-1].path, NO_NOTEBOOK.format(files=names),
+                                 identity=replace(own[-1].identity, notes=tuple(notes))))
+            continue
+        chosen = notebooks[-1]
+        if len(notebooks) > 1:
+            notes.append(LATEST_NOTE.format(n=len(notebooks), chosen=chosen.path.name,
+                                            others=", ".join(f.path.name for f in notebooks[:-1])))
+        entries.append(Entry(student, chosen.path, identity=replace(chosen.identity, notes=tuple(notes))))
     return entries
-
-
-def notes_for(student: str, notes: list[str]) -> list[str]:
-    """The class-level notes (ignored files) that concern one student's files."""
-    return [n for n in notes if f"_{student}_" in n or n.startswith(f"ignored {student}_")]
 
 
 ZIP_NOT_HIDDEN = ("{zip} stays readable by student code (its folder also holds the grader or its Python): "

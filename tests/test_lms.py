@@ -239,3 +239,32 @@ def test_moodle_names():
     i = lms.parse_moodle("Ana Ruiz_203_assignsubmission_file_intro.ipynb")
     assert (i.student, i.name, i.original_name) == ("203", "Ana Ruiz", "intro.ipynb")
     assert lms.parse_moodle("alice.ipynb") is None and lms.parse_canvas("alice.ipynb") is None
+
+
+def test_an_unzipped_canvas_folder_reads_like_the_zip(tmp_path):
+    with zipfile.ZipFile(canvas_zip(tmp_path / "submissions.zip")) as z:
+        z.extractall(tmp_path / "unzipped")
+    (tmp_path / "unzipped" / "roezoë_103_9010_answers.pdf").write_bytes(b"%PDF-1.4")  # no notebook at all
+    entries = {e.student: e for e in lms.discover(tmp_path / "unzipped", tmp_path / "staging")}
+    assert sorted(entries) == ["101", "102", "103", "anon_Xy9aB"]
+    assert entries["102"].path.name == "doejane_102_9007_intro-1.ipynb" and entries["102"].problem is None
+    assert entries["101"].identity.late is True and entries["101"].identity.time_source == lms.TIME_MTIME
+    assert entries["103"].problem == ("no .ipynb notebook among this student's files (roezoë_103_9010_answers.pdf); "
+                                      "submit the notebook itself")
+    zipped = {e.student: e for e in lms.discover(tmp_path / "submissions.zip", tmp_path / "staging")}
+    assert zipped["101"].identity.time_source == lms.TIME_ZIP
+    assert zipped["101"].identity.submitted_at.isoformat() == "2026-12-02T01:30:00"
+
+
+def test_moodle_folders_with_or_without_the_trailing_underscore(tmp_path):
+    (tmp_path / "Ana Ruiz_203_assignsubmission_file").mkdir()
+    (tmp_path / "Ana Ruiz_203_assignsubmission_file" / "intro.ipynb").write_bytes(nb_bytes())
+    (tmp_path / "Bo Li_204_assignsubmission_file_").mkdir()
+    (tmp_path / "Bo Li_204_assignsubmission_file_" / "intro.ipynb").write_bytes(nb_bytes())
+    (tmp_path / "Bo Li_204_assignsubmission_file_" / "intro-2.ipynb").write_bytes(nb_bytes())
+    (tmp_path / "Bo Li_204_assignsubmission_onlinetext_").mkdir()
+    (tmp_path / "Bo Li_204_assignsubmission_onlinetext_" / "onlinetext.html").write_text("<p>hi</p>")
+    entries = {e.student: e for e in lms.discover(tmp_path, tmp_path / "staging")}
+    assert sorted(entries) == ["203", "204"] and entries["203"].identity.name == "Ana Ruiz"
+    assert entries["204"].path.name == "intro-2.ipynb"
+    assert any("onlinetext.html: not a notebook" in n for n in entries["204"].identity.notes)
