@@ -1,9 +1,10 @@
 """Similarity: which students share exercise code, as a report for a person to judge. Never a score.
 
-Each student's own exercise cells (grader/extract.py) are fingerprinted with copydetect (robust winnowing
-over tokens with names normalised, as MOSS does: Schleimer, Wilkerson, Aiken, SIGMOD 2003); fingerprints of
-the stub's own code (exercises/<assignment>.ipynb) are removed first, so the skeleton every student starts
-from is not flagged. Pairs are ranked by the share of the smaller submission's code found in the other.
+Each student's own exercise cells (grader/extract.py) are fingerprinted with copydetect: k-grams of the code
+tokenised with names, strings and comments normalised away, as MOSS does (Schleimer, Wilkerson, Aiken, "Winnowing",
+SIGMOD 2003; here with window 1, see GUARANTEE_CHARS). The stub's own code (exercises/<assignment>.ipynb) is
+removed first, its lines and its k-grams, so the skeleton every student starts from is not flagged. Pairs are
+ranked by the share of the smaller submission's code found in the other.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from .read import read_submission
 from .semester import FINAL_CSV, SIMILARITY_HTML
 
 NOISE_CHARS = 25  # matches shorter than this (in normalised code) are ignored: `for i in range(n):` is not copying
-GUARANTEE_CHARS = 30  # every match at least this long is found
+# Window 1: every k-gram is kept. copydetect hashes with Python's hash(), salted per process, so winnowing's
+# choice of fingerprints (and the report) would differ from run to run; exercise code is small enough to keep all.
+GUARANTEE_CHARS = NOISE_CHARS
+TABLE_PAIRS, DETAIL_PAIRS = 300, 50  # a class of 200 has 19,900 pairs: the report shows the top ones
 NO_GRADEBOOK = "{out}: no gradebook.sqlite here; run `grader grade SUBMISSIONS --out {out}` first"
 LINK_START, LINK_END = "<!-- torchgrade:similarity -->", "<!-- /torchgrade:similarity -->"
 
@@ -37,8 +41,8 @@ class PairExercise:
     overlap: int  # tokens of the first student's code also in the second's
     share_a: float
     share_b: float
-    code_a: str  # HTML, matched parts in <mark>
-    code_b: str
+    slices_a: object  # copydetect's 2xN start/end offsets of the matched code in each student's own text
+    slices_b: object
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,6 @@ def _blank_lines(code: str, stub_lines: set[str]) -> str:
 def compare(codes: dict[str, dict[str, str]], stub: dict[str, str]) -> list[Pair]:
     """All pairs of students, ranked; `codes[student][exercise]` is that student's own code."""
     from copydetect import compare_files
-    from copydetect.utils import highlight_overlap
 
     exercises = sorted({ex for own in codes.values() for ex in own})
     prints: dict[str, dict[str, object]] = {s: {} for s in codes}
@@ -103,13 +106,10 @@ def compare(codes: dict[str, dict[str, str]], stub: dict[str, str]) -> list[Pair
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 overlap, (share_a, share_b), (slices_a, slices_b) = compare_files(fa, fb)
-                if overlap == 0:
-                    continue
-                # offsets are those of the student's own text: the stub's lines were blanked, not removed
-                code_a, _ = highlight_overlap(codes[a][ex], slices_a, "<mark>", "</mark>", escape_html=True)
-                code_b, _ = highlight_overlap(codes[b][ex], slices_b, "<mark>", "</mark>", escape_html=True)
+            if overlap == 0:
+                continue
             overlap_total += int(overlap)
-            found.append(PairExercise(ex, int(overlap), float(share_a), float(share_b), code_a, code_b))
+            found.append(PairExercise(ex, int(overlap), float(share_a), float(share_b), slices_a, slices_b))
         smaller = min(cover_a, cover_b)
         score = min(1.0, overlap_total / smaller) if smaller else 0.0
         pairs.append(Pair(a, b, score, tuple(sorted(found, key=lambda x: -x.overlap))))
@@ -146,7 +146,7 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
     names = _names(out)
     shown = [p for p in ranked if p.score > min_score]
     path = out / SIMILARITY_HTML
-    write_atomic(path, render_html(assignment.name, shown, names, len(codes), notes))
+    write_atomic(path, render_html(assignment.name, shown, names, codes, notes))
     _link_from_summary(out)
     lines = tuple(f"{p.score:6.1%}  {_printable(p.a)}  {_printable(p.b)}" for p in shown[:top])
     return Report(path, len(codes), len(ranked), tuple(shown), tuple(notes), lines)
@@ -166,8 +166,20 @@ def _names(out: Path) -> dict[str, str]:
         return {r["student"]: r["name"] for r in csv.DictReader(f) if r.get("name") and r["name"] != r["student"]}
 
 
-def render_html(assignment: str, pairs: list[Pair], names: dict[str, str], students: int, notes: list[str]) -> str:
+def highlighted(code: str, slices) -> str:
+    """The student's code, escaped, with the matched parts in <mark> (offsets are those of `code`: the stub's
+    lines were blanked, not removed)."""
+    from copydetect.utils import highlight_overlap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return highlight_overlap(code, slices, "<mark>", "</mark>", escape_html=True)[0]
+
+
+def render_html(assignment: str, pairs: list[Pair], names: dict[str, str], codes: dict[str, dict[str, str]],
+                notes: list[str]) -> str:
     e = html.escape
+    students = len(codes)
 
     def who(s: str) -> str:
         return e(s) + (f" ({e(names[s])})" if s in names else "")
@@ -182,17 +194,20 @@ def render_html(assignment: str, pairs: list[Pair], names: dict[str, str], stude
              "changes no score: read the code before you conclude anything.</p>"]
     parts += [f"<p>Note: {e(n)}</p>" for n in notes]
     parts.append("<table><tr><th>#</th><th>overlap</th><th>student</th><th>student</th><th>exercises</th></tr>")
-    for i, p in enumerate(pairs, 1):
+    if len(pairs) > TABLE_PAIRS:
+        parts.append(f"<p>The {TABLE_PAIRS} pairs of most overlap are listed, the first {DETAIL_PAIRS} with their code.</p>")
+    for i, p in enumerate(pairs[:TABLE_PAIRS], 1):
         exs = ", ".join(f"{e(x.exercise)} {max(x.share_a, x.share_b):.0%}" for x in p.exercises)
         parts.append(f"<tr><td><a href='#pair{i}'>{i}</a></td><td>{p.score:.0%}</td><td>{who(p.a)}</td>"
                      f"<td>{who(p.b)}</td><td>{exs}</td></tr>")
     parts.append("</table>")
-    for i, p in enumerate(pairs, 1):
+    for i, p in enumerate(pairs[:DETAIL_PAIRS], 1):
         parts.append(f"<h2 id='pair{i}'>{i}. {who(p.a)} and {who(p.b)}: {p.score:.0%}</h2>")
         for x in p.exercises:
             parts.append(f"<h3>{e(x.exercise)}: {x.overlap} tokens; {x.share_a:.0%} of {e(p.a)}'s, "
                          f"{x.share_b:.0%} of {e(p.b)}'s</h3><table><tr><th>{e(p.a)}</th><th>{e(p.b)}</th></tr>"
-                         f"<tr><td><pre>{x.code_a}</pre></td><td><pre>{x.code_b}</pre></td></tr></table>")
+                         f"<tr><td><pre>{highlighted(codes[p.a][x.exercise], x.slices_a)}</pre></td>"
+                         f"<td><pre>{highlighted(codes[p.b][x.exercise], x.slices_b)}</pre></td></tr></table>")
     return "\n".join(parts)
 
 
