@@ -41,6 +41,8 @@ PERIOD_HOURS = {"hour": 1.0, "day": 24.0}
 
 NO_TIME_NOTE = "no submission time known: no late penalty applied"
 LATE_FLAG_NOTE = "Canvas marks this submission LATE but its {source} ({when}) is before the due date; no penalty"
+ON_TIME_FLAG_NOTE = ("Canvas does not mark this submission LATE but its {source} ({when}) is {hours:g} h after the due "
+                     "date; penalty applied (if Canvas granted an extension, add it to the policy's `extensions`)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class Policy:
         notes = []
         if late_flag and hours == 0:
             notes.append(LATE_FLAG_NOTE.format(source=time_source, when=submitted_at.isoformat()))
+        elif late_flag is False and hours > 0:
+            notes.append(ON_TIME_FLAG_NOTE.format(source=time_source, when=submitted_at.isoformat(), hours=round(hours, 2)))
         periods = math.ceil(hours / PERIOD_HOURS[self.per]) if hours > 0 else 0
         credit = 1.0 - min(self.cap, self.rate * periods)
         return Lateness(due.isoformat(), submitted_at.isoformat(), time_source, round(hours, 2), credit, extension,

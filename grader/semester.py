@@ -189,7 +189,7 @@ def feedback_block(f: Final) -> str:
 
 
 _BLOCK = re.compile(re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), re.DOTALL)
-_BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
+_BODY = re.compile(r"<body[^>]*>|<meta charset=[^>]*>", re.IGNORECASE)  # the page of an unusable file has no body
 
 
 def _set_block(page: Path, block: str) -> None:

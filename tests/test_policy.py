@@ -124,3 +124,27 @@ def test_a_class_zip_is_hidden_by_its_folder_unless_that_holds_the_grader(tmp_pa
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))  # the zip lies beside the grader's Python
     hidden, warning = folders_to_hide(tmp_path / "class.zip")
     assert hidden == () and warning.endswith("move the zip into a folder of its own")
+
+
+def test_canvas_flag_and_time_disagreeing_is_said(tmp_path):
+    from grader.policy import LATE_FLAG_NOTE
+
+    p = policy(tmp_path, "due: 2026-11-30T12:00:00+00:00\nlate: {rate: 0.1}\n")
+    flagged = p.lateness("s", datetime(2026, 11, 30, 11, tzinfo=UTC), "file mtime", late_flag=True)
+    assert flagged.credit == 1.0 and flagged.notes[0].startswith(LATE_FLAG_NOTE.split("{")[0])
+    unflagged = p.lateness("s", datetime(2026, 11, 30, 14, tzinfo=UTC), "file mtime", late_flag=False)
+    assert unflagged.credit == 0.9 and "is 2 h after the due date; penalty applied" in unflagged.notes[0]
+    assert p.lateness("s", datetime(2026, 11, 30, 14, tzinfo=UTC), "file mtime").notes == ()  # Moodle says nothing
+
+
+def test_the_final_block_on_a_page_without_body_follows_its_charset(tmp_path):
+    from grader.semester import _set_block
+
+    page = tmp_path / "p.html"
+    page.write_text("<!doctype html><meta charset='utf-8'><h1>Feedback</h1>")
+    _set_block(page, "<!-- torchgrade:final -->X<!-- /torchgrade:final -->")
+    _set_block(page, "<!-- torchgrade:final -->Y<!-- /torchgrade:final -->")  # replaced, not added
+    assert page.read_text() == ("<!doctype html><meta charset='utf-8'><!-- torchgrade:final -->Y"
+                                "<!-- /torchgrade:final --><h1>Feedback</h1>")
+    _set_block(page, "")
+    assert page.read_text() == "<!doctype html><meta charset='utf-8'><h1>Feedback</h1>"
