@@ -93,7 +93,7 @@ def cmd_grade(args) -> int:
     assignment = load_assignment(args.rubrics)
     semester = Semester(args.out, assignment.rubrics_dir, SemesterOptions(
         args.policy, args.adjustments, args.roster, args.canvas_assignment, args.canvas_assignment_id))
-    entries = lms.discover(args.submissions, args.out / LMS_STAGING) or discover(args.submissions)
+    entries = lms.discover(args.submissions, args.out / LMS_STAGING, fallback=discover)  # LMS download, zip or folder
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")

@@ -158,16 +158,16 @@ def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None,
     return None, []
 
 
-def discover(source: Path, staging: Path):
-    """The class in an LMS download (zip or folder) as batch entries keyed by LMS id, or None when
-    `source` is not an LMS download (then the plain-folder rules apply). A student whose files hold no
-    notebook is an unusable entry, so every student of the download appears in every output."""
+def discover(source: Path, staging: Path, fallback=None):
+    """The class in an LMS download (zip or folder) as batch entries keyed by LMS id. Anything else is
+    `fallback(folder)` (the plain-folder rules; a zip unpacked first), or None without one. A student whose
+    files hold no notebook is an unusable entry, so every student of the download appears in every output."""
     from .batch import Entry
 
     root, zip_times = stage(source, staging)
     lms, files = _candidates(root, zip_times)
     if lms is None:
-        return None
+        return fallback(root) if fallback else None
     by_student: dict[str, list[_File]] = {}
     for f in files:
         by_student.setdefault(f.identity.student, []).append(f)

@@ -1,8 +1,6 @@
 """LMS downloads in, LMS gradebooks out, the late policy and manual adjustments, end to end with `grader grade`."""
 
 import csv
-import io
-import json
 import shutil
 import sqlite3
 import subprocess
@@ -268,3 +266,15 @@ def test_moodle_folders_with_or_without_the_trailing_underscore(tmp_path):
     assert sorted(entries) == ["203", "204"] and entries["203"].identity.name == "Ana Ruiz"
     assert entries["204"].path.name == "intro-2.ipynb"
     assert any("onlinetext.html: not a notebook" in n for n in entries["204"].identity.notes)
+
+
+def test_a_plain_zip_falls_back_to_the_plain_folder_rules(tmp_path):
+    from grader.batch import discover
+
+    with zipfile.ZipFile(tmp_path / "class.zip", "w") as z:
+        z.writestr("alice.ipynb", nb_bytes())
+        z.writestr("bob/work.ipynb", nb_bytes())
+        z.writestr("__MACOSX/._alice.ipynb", b"\0")
+    entries = lms.discover(tmp_path / "class.zip", tmp_path / "staging", fallback=discover)
+    assert [(e.student, e.path.name, e.identity) for e in entries] == [("alice", "alice.ipynb", None),
+                                                                       ("bob", "work.ipynb", None)]
