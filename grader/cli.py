@@ -97,7 +97,7 @@ def cmd_grade(args) -> int:
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")
-    semester.check([e.student for e in entries], assignment.exercises)
+    semester.check(entries, assignment.exercises)
     outputs = Outputs(args.out, assignment, semester)
     # Student code must not read the class's other notebooks or the grades.
     class_folders, warning = lms.folders_to_hide(args.submissions)  # a zip: the folder holding it
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
 
     p = add("similarity", cmd_similarity,
-            "compare the students' exercise code of a graded class (winnowing) and write OUT/similarity.html")
+            "compare the students' exercise code of a graded class (as MOSS does) and write OUT/similarity.html")
     p.add_argument("out", type=Path, help="the --out folder of `grader grade`")
     p.add_argument("--top", type=int, default=10, help="pairs to list on the terminal")
     return parser

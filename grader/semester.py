@@ -82,9 +82,16 @@ class Semester:
             raise ConfigError(f"{options.adjustments}: no such adjustments file")
         self.adjustments: list[Adjustment] = []
 
-    def check(self, students, exercises) -> None:
-        """Before grading: a bad adjustment row stops the run while nothing is lost yet."""
-        self.adjustments = load_adjustments(self.adjustments_path, set(students), set(exercises))
+    def check(self, entries, exercises) -> None:
+        """Before grading: a bad adjustment row or a missing Canvas assignment stops the run while nothing is
+        lost yet."""
+        self.adjustments = load_adjustments(self.adjustments_path, {e.student for e in entries}, set(exercises))
+        if any(e.identity is not None and e.identity.lms == CANVAS for e in entries) and not self.canvas_name:
+            raise ConfigError(NO_CANVAS_NAME)
+
+    @property
+    def canvas_name(self) -> str | None:
+        return self.options.canvas_assignment or self.policy.canvas.get("assignment")
 
     def finals(self, rows, entries, exercise_ids) -> list[Final]:
         by_student = {e.student: e for e in entries}
@@ -129,11 +136,9 @@ class Semester:
         write_atomic(self.out / FINAL_CSV, final_csv(finals))
         max_score = max((f.max_score for f in finals), default=0.0)
         kinds = {f.lms for f in finals}
-        canvas_name = self.options.canvas_assignment or self.policy.canvas.get("assignment")
+        canvas_name = self.canvas_name
         canvas_id = self.options.canvas_assignment_id or self.policy.canvas.get("assignment_id")
-        if CANVAS in kinds or canvas_name:
-            if not canvas_name:
-                raise ConfigError(NO_CANVAS_NAME)
+        if canvas_name and (CANVAS in kinds or self.options.canvas_assignment):
             write_atomic(self.out / CANVAS_CSV, canvas_csv(finals, self.roster, canvas_name, canvas_id, max_score))
         if MOODLE in kinds:
             write_atomic(self.out / MOODLE_CSV, moodle_csv(finals, self.roster, max_score))

@@ -278,3 +278,9 @@ def test_a_plain_zip_falls_back_to_the_plain_folder_rules(tmp_path):
     entries = lms.discover(tmp_path / "class.zip", tmp_path / "staging", fallback=discover)
     assert [(e.student, e.path.name, e.identity) for e in entries] == [("alice", "alice.ipynb", None),
                                                                        ("bob", "work.ipynb", None)]
+
+
+def test_a_canvas_download_without_the_assignments_name_stops_before_grading(tmp_path):
+    r = grade(canvas_zip(tmp_path / "submissions.zip"), tmp_path / "out")
+    assert r.returncode == 3 and "a Canvas download needs the assignment's name" in r.stderr
+    assert "--canvas-assignment NAME" in r.stderr and not (tmp_path / "out" / "gradebook.sqlite").exists()
