@@ -97,7 +97,8 @@ def cmd_grade(args) -> int:
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")
-    semester.check(entries, assignment.exercises)
+    for warning in semester.check(entries, assignment.exercises):
+        print(f"WARNING {warning}", file=sys.stderr)
     outputs = Outputs(args.out, assignment, semester)
     # Student code must not read the class's other notebooks or the grades.
     class_folders, warning = lms.folders_to_hide(args.submissions)  # a zip: the folder holding it

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ConfigError
+from .read import MAX_NOTEBOOK_BYTES
 
 CANVAS, MOODLE = "canvas", "moodle"
 
@@ -119,7 +120,8 @@ def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
             dest = target.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with z.open(info) as src, open(dest, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+                # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
+                dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
             times[dest.relative_to(target).as_posix()] = datetime(*info.date_time)
     return target, times
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .adjust import ADJUSTMENTS_FILE, Adjustment, load_adjustments
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .lms import CANVAS, MOODLE, Identity, _csv_cell, canvas_csv, load_roster, moodle_csv
 from .policy import Lateness, Policy, find_policy, load_policy
 
@@ -23,6 +23,8 @@ FINAL_CSV, CANVAS_CSV, MOODLE_CSV = "final_grades.csv", "canvas_gradebook.csv", 
 SIMILARITY_HTML = "similarity.html"
 LMS_STAGING = ".lms"  # under --out: a Canvas/Moodle zip unpacked (hidden from student code with the rest of --out)
 BLOCK_START, BLOCK_END = "<!-- torchgrade:final -->", "<!-- /torchgrade:final -->"
+UNKNOWN_EXTENSION = "{policy}: extensions.{student}: no student '{student}' in this class{close}"
+NOT_APPLIED = "adjustment {change} of {exercise} not applied: that exercise has no graded score"
 NO_CANVAS_NAME = ("a Canvas download needs the assignment's name for the gradebook column: give "
                   "--canvas-assignment NAME (and --canvas-assignment-id ID) or `canvas:` in the policy file")
 
@@ -82,12 +84,16 @@ class Semester:
             raise ConfigError(f"{options.adjustments}: no such adjustments file")
         self.adjustments: list[Adjustment] = []
 
-    def check(self, entries, exercises) -> None:
+    def check(self, entries, exercises) -> list[str]:
         """Before grading: a bad adjustment row or a missing Canvas assignment stops the run while nothing is
-        lost yet."""
-        self.adjustments = load_adjustments(self.adjustments_path, {e.student for e in entries}, set(exercises))
+        lost yet. Returns warnings: an extension for an id not in the class is likely a typo that would leave
+        the student it was meant for with a late penalty."""
+        students = {e.student for e in entries}
+        self.adjustments = load_adjustments(self.adjustments_path, students, set(exercises))
         if any(e.identity is not None and e.identity.lms == CANVAS for e in entries) and not self.canvas_name:
             raise ConfigError(NO_CANVAS_NAME)
+        return [UNKNOWN_EXTENSION.format(policy=self.policy.source, student=s, close=did_you_mean(s, students))
+                for s in sorted(self.policy.extensions) if s not in students]
 
     @property
     def canvas_name(self) -> str | None:
@@ -105,9 +111,12 @@ class Semester:
         identity: Identity | None = entry.identity if entry is not None else None
         scores = {x["id"]: [x["score"], x["max_score"]] for x in row.result.get("exercises", [])}
         own = [a for a in self.adjustments if a.student == row.student]
+        unapplied = []
         for a in own:
             if a.exercise and a.exercise in scores:
                 scores[a.exercise][0] = a.applied_to(scores[a.exercise][0], scores[a.exercise][1])
+            elif a.exercise:  # an unusable submission has no exercise scores to adjust
+                unapplied.append(NOT_APPLIED.format(change=a.change, exercise=a.exercise))
         raw, max_score = float(row.score), float(row.max_score)
         adjusted = sum(s for s, _ in scores.values()) if scores else raw
         when, source, flag = None, "", None
@@ -120,7 +129,7 @@ class Semester:
         for a in own:
             if not a.exercise:
                 final = a.applied_to(final, None)
-        notes = tuple(identity.notes if identity else ()) + lateness.notes
+        notes = tuple(identity.notes if identity else ()) + lateness.notes + tuple(unapplied)
         return Final(row.student, identity.name if identity else row.student, identity.lms if identity else "",
                      raw, max_score, round(final, 4), lateness, tuple(own), {k: v[0] for k, v in scores.items()}, notes)
 

@@ -147,9 +147,11 @@ def test_moving_the_deadline_and_an_extension_recompute_without_regrading(canvas
     assert "3 submissions: 0 graded, 3 unchanged" in r.stdout
     assert finals(out2)["101"]["final"] == "4.5" and finals(out2)["101"]["hours_late"] == "1.52"
     # an extension of 48 h for student 101 makes it on time
-    (tmp_path / "policy.yml").write_text(POLICY + 'extensions:\n  "101": {hours: 48}\n')
+    (tmp_path / "policy.yml").write_text(POLICY + 'extensions:\n  "101": {hours: 48}\n  "1O2": {hours: 48}\n')
     r = grade(root / "submissions.zip", out2, "--policy", str(tmp_path / "policy.yml"))
     assert "0 graded, 3 unchanged" in r.stdout
+    # a typo in an extension's id is said (the student it was meant for would keep a penalty)
+    assert "extensions.1O2: no student '1O2' in this class (did you mean '102'?)" in r.stderr
     assert finals(out2)["101"]["final"] == "5" and "extension of 48 h" in \
         (out2 / "feedback" / "101.html").read_text(encoding="utf-8")
     with sqlite3.connect(out2 / "gradebook.sqlite") as db:

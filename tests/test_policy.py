@@ -148,3 +148,28 @@ def test_the_final_block_on_a_page_without_body_follows_its_charset(tmp_path):
                                 "<!-- /torchgrade:final --><h1>Feedback</h1>")
     _set_block(page, "")
     assert page.read_text() == "<!doctype html><meta charset='utf-8'><h1>Feedback</h1>"
+
+
+def test_adjustments_order_and_an_unusable_submission(tmp_path):
+    from grader.batch import Entry
+    from grader.gradebook import Row
+    from grader.lms import Identity
+    from grader.semester import NOT_APPLIED, Semester
+
+    (tmp_path / "policy.yml").write_text("due: 2026-11-30T12:00:00+00:00\nlate: {per: day, rate: 0.5}\n")
+    (tmp_path / "adjustments.csv").write_text("student,exercise,change,comment,who\n"
+                                              "7,double,+1,rubric too strict,ta\n7,,+0.5,good style,ta\n"
+                                              "8,double,+1,x,ta\n8,,=2,excused,prof\n")
+    semester = Semester(tmp_path, tmp_path)
+    semester.adjustments = load_adjustments(tmp_path / "adjustments.csv")
+    graded = Row("7", "7.ipynb", "f", 3.0, 5.0, "graded", {"exercises": [
+        {"id": "double", "score": 1.0, "max_score": 3.0}, {"id": "square", "score": 2.0, "max_score": 2.0}]})
+    late = datetime(2026, 12, 1, 10, tzinfo=UTC)  # within the first day: half the credit
+    final = semester._final(graded, None, ["double", "square"])
+    assert final.final == 4.5  # no time known: no penalty; double 1+1, square 2, total +0.5
+    entry = Entry("7", tmp_path / "7.ipynb", identity=Identity("canvas", "7", "x", False, late, "zip entry time"))
+    final = semester._final(graded, entry, ["double", "square"])
+    assert final.final == 2.5  # (1 + 1 + 2) x 0.5, then + 0.5: exercise adjustments, penalty, total adjustments
+    unusable = Row("8", "8.ipynb", "f", 0.0, 0.0, "unusable", {"error": "not json"})
+    final = semester._final(unusable, None, ["double", "square"])
+    assert final.final == 2 and NOT_APPLIED.format(change="+1", exercise="double") in final.notes
