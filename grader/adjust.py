@@ -49,7 +49,8 @@ class Adjustment:
 
     def applied_to(self, score: float, max_score: float | None) -> float:
         new = self.value if self.is_override else score + self.value
-        return new if max_score is None else min(max(new, 0.0), max_score)
+        # an exercise stays within its points; a total may get a bonus above the maximum, never below zero
+        return max(new, 0.0) if max_score is None else min(max(new, 0.0), max_score)
 
     def describe(self) -> str:
         what = self.exercise or "total"

@@ -132,7 +132,7 @@ class Outputs:
         rows = list(self.gradebook.latest().values())
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
-        extra = self.semester.finish(rows, list(entries), ids, self.gradebook) if self.semester else ""
+        extra = self.semester.finish(rows, list(entries), self.gradebook) if self.semester else ""
         write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids) + extra)
 
     def close(self) -> None:

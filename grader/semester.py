@@ -99,15 +99,15 @@ class Semester:
     def canvas_name(self) -> str | None:
         return self.options.canvas_assignment or self.policy.canvas.get("assignment")
 
-    def finals(self, rows, entries, exercise_ids) -> list[Final]:
+    def finals(self, rows, entries) -> list[Final]:
         by_student = {e.student: e for e in entries}
         finals = []
         for row in rows:
             entry = by_student.get(row.student)
-            finals.append(self._final(row, entry, exercise_ids))
+            finals.append(self._final(row, entry))
         return finals
 
-    def _final(self, row, entry, exercise_ids) -> Final:
+    def _final(self, row, entry) -> Final:
         identity: Identity | None = entry.identity if entry is not None else None
         scores = {x["id"]: [x["score"], x["max_score"]] for x in row.result.get("exercises", [])}
         own = [a for a in self.adjustments if a.student == row.student]
@@ -133,11 +133,11 @@ class Semester:
         return Final(row.student, identity.name if identity else row.student, identity.lms if identity else "",
                      raw, max_score, round(final, 4), lateness, tuple(own), {k: v[0] for k, v in scores.items()}, notes)
 
-    def finish(self, rows, entries, exercise_ids, gradebook) -> str:
+    def finish(self, rows, entries, gradebook) -> str:
         """Every file of the semester workflow; returns the section the class summary shows."""
         from .export import write_atomic
 
-        finals = self.finals(rows, entries, exercise_ids)
+        finals = self.finals(rows, entries)
         gradebook.sync_adjustments(self.adjustments)
         who = _who()
         for f in finals:

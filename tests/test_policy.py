@@ -165,11 +165,11 @@ def test_adjustments_order_and_an_unusable_submission(tmp_path):
     graded = Row("7", "7.ipynb", "f", 3.0, 5.0, "graded", {"exercises": [
         {"id": "double", "score": 1.0, "max_score": 3.0}, {"id": "square", "score": 2.0, "max_score": 2.0}]})
     late = datetime(2026, 12, 1, 10, tzinfo=UTC)  # within the first day: half the credit
-    final = semester._final(graded, None, ["double", "square"])
+    final = semester._final(graded, None)
     assert final.final == 4.5  # no time known: no penalty; double 1+1, square 2, total +0.5
     entry = Entry("7", tmp_path / "7.ipynb", identity=Identity("canvas", "7", "x", False, late, "zip entry time"))
-    final = semester._final(graded, entry, ["double", "square"])
+    final = semester._final(graded, entry)
     assert final.final == 2.5  # (1 + 1 + 2) x 0.5, then + 0.5: exercise adjustments, penalty, total adjustments
     unusable = Row("8", "8.ipynb", "f", 0.0, 0.0, "unusable", {"error": "not json"})
-    final = semester._final(unusable, None, ["double", "square"])
+    final = semester._final(unusable, None)
     assert final.final == 2 and NOT_APPLIED.format(change="+1", exercise="double") in final.notes
