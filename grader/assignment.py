@@ -76,7 +76,8 @@ class Assignment:
 
 def load_assignment(rubrics_dir: Path | str | None = None) -> Assignment:
     rubrics_dir = Path(rubrics_dir or BUNDLED_RUBRICS).resolve()
-    configs = sorted(rubrics_dir.glob("*.yml")) + sorted(rubrics_dir.glob("*.yaml"))
+    configs = [p for p in sorted(rubrics_dir.glob("*.yml")) + sorted(rubrics_dir.glob("*.yaml"))
+               if p.name not in ("policy.yml", "policy.yaml")]  # the course's late policy (grader/policy.py)
     if not rubrics_dir.is_dir():
         raise ConfigError(f"{rubrics_dir}: no such rubrics folder")
     if len(configs) != 1:

@@ -20,6 +20,7 @@ from .assignment import Assignment
 from .errors import OutputBusy, UnusableSubmission
 from .export import FEEDBACK_FAILED, FeedbackRenderer, gradescope_json, gradescope_unusable, grades_csv, summary_html, write_atomic
 from .gradebook import Gradebook
+from .policy import POLICY_FILES
 from .read import read_bytes, read_submission
 from .discover import Entry, Found, discover, file_stem, scan, student_id  # noqa: F401 - importers of batch
 from .results import SubmissionResult, unusable_input
@@ -57,7 +58,8 @@ def rubric_fingerprint(assignment: Assignment) -> str:
     """Changes when any rubric file or the grader's version changes, so a regrade is due."""
     h = hashlib.sha256(__version__.encode())
     for path in sorted(assignment.rubrics_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        # The course policy changes final scores, not grading: a moved deadline regrades no one.
+        if path.is_file() and "__pycache__" not in path.parts and path.name not in POLICY_FILES:
             h.update(path.relative_to(assignment.rubrics_dir).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -66,8 +68,9 @@ def rubric_fingerprint(assignment: Assignment) -> str:
 class Outputs:
     """Everything under --out; `record` writes one student's files, then commits the gradebook row."""
 
-    def __init__(self, out: Path, assignment: Assignment, notes: Iterable[str] = ()):
+    def __init__(self, out: Path, assignment: Assignment, notes: Iterable[str] = (), semester=None):
         self.out = Path(out)
+        self.semester = semester  # grader/semester.py: late policy, adjustments, LMS gradebooks
         self.out.mkdir(parents=True, exist_ok=True)
         self.assignment = assignment
         self.notes = list(notes)  # what discovery left out, for the summary
@@ -127,12 +130,13 @@ class Outputs:
                 self._feedback = FeedbackRenderer()
             return self._feedback.render(read_submission(entry.path).notebook, result)
 
-    def finish(self) -> None:
+    def finish(self, entries: Iterable[Entry] = ()) -> None:
         rows = list(self.gradebook.latest().values())
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes))
         write_atomic(self.out / "index.json", json.dumps(self.index(rows), indent=1, ensure_ascii=False))
+        extra = self.semester.finish(rows, list(entries), self.gradebook) if self.semester else ""
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes) + extra)
 
     def index(self, rows) -> dict:
         """Each student id → their display name, submission and files: the output file names are
@@ -239,5 +243,5 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
         else:
             graded += 1
         progress.step(for_terminal(entry.student, one_line=True))
-    outputs.finish()
+    outputs.finish(entries)
     return BatchSummary(len(entries), graded, skipped, unusable, round(time.monotonic() - started, 2))

@@ -87,22 +87,34 @@ def cmd_list(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from . import lms
     from .batch import Outputs, grade_batch, local_executor, lock_out
-    from .discover import scan
+    from .discover import Found, scan
     from .pipeline import Grader
+    from .semester import LMS_STAGING, Semester, SemesterOptions
 
     assignment = load_assignment(args.rubrics)
-    found = scan(args.submissions)
+    lock = lock_out(args.out)  # held until this process ends; before anything is written under --out
+    semester = Semester(args.out, assignment.rubrics_dir, SemesterOptions(
+        args.policy, args.adjustments, args.roster, args.canvas_assignment, args.canvas_assignment_id))
+    # An LMS download (Canvas, Moodle; zip or folder) is keyed by LMS ids; anything else by the
+    # plain class-folder rules (a zip read in place).
+    lms_entries = lms.discover(args.submissions, args.out / LMS_STAGING)
+    found = Found(lms_entries, []) if lms_entries is not None else scan(args.submissions)
     for note in found.notes:  # residue left out: the TA sees what was not graded, and why
         print(f"note: {for_terminal(note, one_line=True)}", file=sys.stderr)
     entries = found.entries
     if not entries:
         raise ConfigError(f"{args.submissions}: no submissions found",
                           "expected <student>.ipynb files or one folder per student holding one notebook")
-    lock = lock_out(args.out)  # held until this process ends
-    outputs = Outputs(args.out, assignment, found.notes)
+    for warning in semester.check(entries, assignment.exercises):
+        print(f"WARNING {for_terminal(warning)}", file=sys.stderr)
+    outputs = Outputs(args.out, assignment, found.notes, semester)
     # Student code must not read the class's other notebooks or the grades.
-    hidden = (args.submissions.resolve(), args.out.resolve())
+    class_folders, warning = lms.folders_to_hide(args.submissions)  # a zip: the folder holding it
+    if warning:
+        print(f"WARNING {for_terminal(warning)}", file=sys.stderr)
+    hidden = (*class_folders, args.out.resolve())
     jobs = args.jobs or os.cpu_count() or 1
     try:
         if args.executor == "dask":
@@ -168,6 +180,29 @@ def cmd_assign(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .similarity import similarity_report
+
+    assignment = load_assignment(args.rubrics)
+    report = similarity_report(args.out, assignment, top=args.top)
+    print(f"{report.pairs} pairs compared over {report.students} students; report in {report.path}")
+    for line in report.top_lines:
+        print(f"  {line}")
+    return 0
+
+
+def add_semester_options(p) -> None:
+    """grader/semester.py: the course policy, the TA's adjustments and the LMS's roster and assignment."""
+    p.add_argument("--policy", type=Path, default=None,
+                   help="the course's late policy YAML (default: policy.yml beside the rubrics, if any)")
+    p.add_argument("--adjustments", type=Path, default=None,
+                   help="manual adjustments CSV: student,exercise,change,comment,who (default: OUT/adjustments.csv)")
+    p.add_argument("--roster", type=Path, default=None,
+                   help="a roster/gradebook CSV exported from Canvas or Moodle: SIS ids, sections, e-mails")
+    p.add_argument("--canvas-assignment", default=None, help="the Canvas assignment's name for canvas_gradebook.csv")
+    p.add_argument("--canvas-assignment-id", default=None, help="the Canvas assignment's id, so the import matches it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch exercise notebooks.")
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
@@ -193,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="with --executor dask: tcp://HOST:PORT of a running cluster")
     p.add_argument("--force", action="store_true", help="grade again even if nothing changed")
+    add_semester_options(p)
 
     p = add("validate", cmd_validate,
             "prove the rubrics: solution full marks, stub zero, known-bad variants lose exactly their checks")
@@ -209,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
 
     add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
+
+    p = add("similarity", cmd_similarity,
+            "compare the students' exercise code of a graded class (as MOSS does) and write OUT/similarity.html")
+    p.add_argument("out", type=Path, help="the --out folder of `grader grade`")
+    p.add_argument("--top", type=int, default=10, help="pairs to list on the terminal")
     return parser
 
 

@@ -10,10 +10,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .errors import ConfigError
 from .safe_text import path_text
+
+if TYPE_CHECKING:
+    from .lms import Identity
 
 # Download residue, never a student: folder or file names, and why each is ignored.
 RESIDUE = {"__MACOSX": "macOS archive residue (resource forks), not a submission"}
@@ -33,6 +36,7 @@ class Entry:
     path: Path
     problem: str | None = None
     display: str = ""
+    identity: "Identity | None" = None  # from an LMS download (grader/lms.py): display name, LATE flag, time
 
     @property
     def file_stem(self) -> str:

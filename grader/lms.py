@@ -1,0 +1,331 @@
+"""LMS downloads in: who a Canvas or Moodle bulk-download file belongs to, and when it came in.
+
+A TA's week starts with an LMS bulk download. Its file names carry the student (the LMS id, which
+becomes the student's id everywhere in the outputs), the display name and, on Canvas, a LATE flag.
+
+Formats (no official specification is published; these follow what the LMSs write):
+- Canvas "Download Submissions" zip (or the folder it unpacks to), one file per attachment:
+  `sortablename_[LATE_]<user_id>_<attachment_id>_<original name>`; `sortablename` is the student's
+  "Last, First" lower-cased with everything but letters and digits removed (`doejane`, `müllerjürgen`);
+  under anonymous grading `anon_<anonymous_id>_[LATE_]<attachment_id>_<original name>`; a resubmission of
+  the same original name gets `-1`, `-2` before the extension. Sources: Canvas'
+  `app/models/submission.rb` / content-zipper naming as seen in the wild, e.g. the README of
+  github.com/mikewesthad/canvas-unzipper (`smithbob_340934_208490284_BobsWork.zip`) and of
+  github.com/TimHanneman/Canvas_submission_sort ("an extra field if the assignment was submitted late and if the
+  assignment was resubmitted multiple times a number is added at the end of the filename, but before the file
+  extension").
+- Moodle (mod/assign "Download all submissions"): a folder per participant
+  `Full Name_<participantid>_assignsubmission_file_/` holding the files (Moodle >= 3.x with "download
+  submissions in folders"), or the older flat form `Full Name_<participantid>_assignsubmission_file_<file>`.
+  The participant id is what Moodle's grading worksheet calls `Participant <id>`. Source: Moodle's
+  `mod/assign/locallib.php` (`download_submissions`, prefix `fullname_uniqueid_plugin_`).
+
+Neither download carries a submission time in its names: a zip entry's time (what the LMS stamped the file
+with) is used, else the file's modification time; `Identity.time_source` says which.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import ConfigError
+from .read import MAX_NOTEBOOK_BYTES
+
+CANVAS, MOODLE = "canvas", "moodle"
+
+# Letters and digits only (Canvas strips the rest), any script.
+CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$")
+CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$")
+MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$")
+RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
+
+TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
+IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
+
+LATEST_NOTE = "{n} notebooks were submitted; graded the latest ({chosen}), not {others}"
+NOT_NOTEBOOK_NOTE = "ignored {name}: not a notebook"
+NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit the notebook itself"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a submission belongs to according to the LMS, and when it was submitted."""
+
+    lms: str  # canvas | moodle | "" (a plain folder)
+    student: str  # the LMS id: Canvas user id, `anon_<id>`, Moodle participant id
+    name: str  # the display name as the download spells it
+    late: bool | None = None  # Canvas' LATE flag; None where the LMS does not say
+    submitted_at: datetime | None = None
+    time_source: str = ""
+    original_name: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _File:
+    identity: Identity
+    path: Path
+    order: tuple  # later is larger: (attachment id) on Canvas, (resubmission number, name) elsewhere
+
+
+def parse_canvas(name: str) -> Identity | None:
+    """The identity a Canvas download file name carries, or None if it is not one."""
+    m = CANVAS_ANON.match(name)
+    if m:
+        return Identity(CANVAS, f"anon_{m['anon']}", f"anon_{m['anon']}", bool(m["late"]), original_name=m["file"])
+    m = CANVAS_NAME.match(name)
+    if m and m["sortable"] != "anon":
+        return Identity(CANVAS, m["uid"], m["sortable"], bool(m["late"]), original_name=m["file"])
+    return None
+
+
+def parse_moodle(name: str) -> Identity | None:
+    m = MOODLE_NAME.match(name)
+    if not m:
+        return None
+    return Identity(MOODLE, m["pid"], m["name"], None, original_name=m["file"] or "")
+
+
+def _resubmission(original: str) -> int:
+    m = RESUBMISSION.match(Path(original).stem)
+    return int(m["n"]) if m else 0
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    return any(p in IGNORED_PARTS or p.startswith(".") or p.endswith("-checkpoint.ipynb") for p in parts)
+
+
+def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
+    """A zip unpacked under `staging`, or the folder itself. Returns the folder and, for a zip, each member's
+    stamped time (naive: zip times carry no zone)."""
+    source = Path(source)
+    if source.is_dir():
+        return source, {}
+    if not zipfile.is_zipfile(source):
+        raise ConfigError(f"{source}: neither a folder nor a zip file of submissions")
+    target = Path(staging) / source.stem
+    if target.exists():
+        shutil.rmtree(target)
+    times = {}
+    with zipfile.ZipFile(source) as z:
+        for info in z.infolist():
+            parts = tuple(p for p in info.filename.split("/") if p)
+            if info.is_dir() or not parts or _ignored(parts) or ".." in parts:
+                continue
+            dest = target.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as src, open(dest, "wb") as dst:
+                # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
+                dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
+            times[dest.relative_to(target).as_posix()] = datetime(*info.date_time)
+    return target, times
+
+
+def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[datetime, str]:
+    stamped = zip_times.get(path.relative_to(root).as_posix())
+    if stamped is not None:
+        return stamped, TIME_ZIP
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), TIME_MTIME
+
+
+def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None, list[_File]]:
+    """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
+    items = [p for p in sorted(root.iterdir()) if not _ignored((p.name,))]
+    if not items:
+        return None, []
+    files = []
+    if all(p.is_file() and parse_canvas(p.name) for p in items):
+        for p in items:
+            ident = parse_canvas(p.name)
+            when, source = _file_time(p, root, zip_times)
+            att = int((CANVAS_ANON.match(p.name) or CANVAS_NAME.match(p.name))["att"])
+            files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
+        return CANVAS, files
+    if all(parse_moodle(p.name) for p in items):
+        for p in items:
+            ident = parse_moodle(p.name)
+            inside = sorted(q for q in p.rglob("*") if q.is_file() and not _ignored(q.relative_to(p).parts)) \
+                if p.is_dir() else [p]
+            for q in inside:
+                original = q.name if p.is_dir() else ident.original_name
+                when, source = _file_time(q, root, zip_times)
+                files.append(_File(replace(ident, submitted_at=when, time_source=source, original_name=original), q,
+                                   (_resubmission(original), when.timestamp(), original)))
+        return MOODLE, files
+    return None, []
+
+
+def discover(source: Path, staging: Path, fallback=None):
+    """The class in an LMS download (zip or folder) as batch entries keyed by LMS id. Anything else is
+    `fallback(folder)` (the plain-folder rules; a zip unpacked first), or None without one. A student whose
+    files hold no notebook is an unusable entry, so every student of the download appears in every output."""
+    from .batch import Entry
+
+    root, zip_times = stage(source, staging)
+    lms, files = _candidates(root, zip_times)
+    if lms is None:
+        if fallback:
+            return fallback(root)
+        if root != Path(source):  # a zip unpacked only to look: the plain-folder rules read it in place
+            shutil.rmtree(root, ignore_errors=True)
+        return None
+    by_student: dict[str, list[_File]] = {}
+    for f in files:
+        by_student.setdefault(f.identity.student, []).append(f)
+    entries = []
+    for student, own in sorted(by_student.items()):
+        own.sort(key=lambda f: f.order)
+        notebooks = [f for f in own if f.identity.original_name.lower().endswith(".ipynb")]
+        notes = [NOT_NOTEBOOK_NOTE.format(name=f.path.relative_to(root).as_posix()) for f in own if f not in notebooks]
+        if not notebooks:
+            names = ", ".join(f.path.relative_to(root).as_posix() for f in own)
+            entries.append(Entry(student, own[-1].path, NO_NOTEBOOK.format(files=names),
+                                 display=own[-1].identity.name, identity=replace(own[-1].identity, notes=tuple(notes))))
+            continue
+        chosen = notebooks[-1]
+        if len(notebooks) > 1:
+            notes.append(LATEST_NOTE.format(n=len(notebooks), chosen=chosen.path.name,
+                                            others=", ".join(f.path.name for f in notebooks[:-1])))
+        entries.append(Entry(student, chosen.path, display=chosen.identity.name,
+                             identity=replace(chosen.identity, notes=tuple(notes))))
+    return entries
+
+
+ZIP_NOT_HIDDEN = ("{zip} stays readable by student code (its folder also holds the grader or its Python): "
+                  "move the zip into a folder of its own")
+
+
+def folders_to_hide(source: Path) -> tuple[tuple[Path, ...], str | None]:
+    """What student code must not read of the class: the folder, or for a zip the folder holding it (the
+    sandbox hides folders, not files) unless that folder also holds what the grader itself runs from."""
+    import importlib.util
+    import sys
+
+    source = Path(source).resolve()
+    if not source.is_file():
+        return (source,), None
+    folder = source.parent
+    spec = importlib.util.find_spec("torch")
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent]
+    if spec and spec.origin:
+        needed.append(Path(spec.origin).resolve().parent)
+    if any(Path(p).resolve().is_relative_to(folder) for p in needed):
+        return (), ZIP_NOT_HIDDEN.format(zip=source)
+    return (folder,), None
+
+
+# -- LMS gradebooks out ---------------------------------------------------------------------------
+
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+CANVAS_POINTS_ROW = "    Points Possible"  # Canvas' export writes it so, indented; its import skips it
+MOODLE_COLUMNS = ("Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade",
+                  "Grade can be changed", "Last modified (submission)", "Last modified (grade)", "Feedback comments")
+MOODLE_STATUS = "Submitted for grading - Graded"
+MOODLE_DATE = "%A, %d %B %Y, %I:%M %p"  # Moodle's strftimedatetime, as its worksheet shows dates
+ROSTER_TIP = ("export it from the LMS: Canvas Grades > Export (Student, ID, SIS User ID, SIS Login ID, Section), "
+              "or Moodle's grading worksheet / participants (Identifier or ID number, Full name, Email address)")
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    name: str = ""
+    sis_user_id: str = ""
+    sis_login_id: str = ""
+    section: str = ""
+    email: str = ""
+
+
+def _csv_cell(value) -> str:
+    """Text cells neutralised against formula injection (OWASP): a leading = + - @ TAB or CR gets a `'`.
+    (The same meaning as grader.safe_text.csv_cell; numbers we compute are written as they are.)"""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _uncell(text: str) -> str:
+    """A roster cell as the LMS meant it: a `'` we (or the LMS) put before a formula character removed."""
+    return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
+
+
+def read_table(path: Path, what: str, tip: str):
+    """A CSV a person exported or edited (Excel's BOM tolerated), as a DictReader, or an error naming the file."""
+    import csv
+    import io
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e}", tip) from None
+    return csv.DictReader(io.StringIO(text, newline=""))
+
+
+def load_roster(path: Path | None) -> dict[str, RosterEntry]:
+    """An LMS roster or gradebook export, by LMS id (Canvas `ID`, Moodle `Participant N` -> `N`)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    reader = read_table(path, "the roster", ROSTER_TIP)
+    fields = set(reader.fieldnames or ())
+    roster = {}
+    if {"Student", "ID"} <= fields:
+        for row in reader:
+            student = (row.get("Student") or "").strip()
+            if student == CANVAS_POINTS_ROW.strip() or not (row.get("ID") or "").strip():
+                continue
+            roster[row["ID"].strip()] = RosterEntry(_uncell(student), _uncell(row.get("SIS User ID") or ""),
+                                                    _uncell(row.get("SIS Login ID") or ""),
+                                                    _uncell(row.get("Section") or ""))
+    elif "Identifier" in fields:
+        for row in reader:
+            ident = (row.get("Identifier") or "").strip()
+            key = ident.split()[-1] if ident else ""
+            if key:
+                roster[key] = RosterEntry(_uncell(row.get("Full name") or ""), email=_uncell(row.get("Email address") or ""))
+    else:
+        raise ConfigError(f"{path}: line 1: not a roster this grader knows (columns {', '.join(sorted(fields))})",
+                          ROSTER_TIP)
+    return roster
+
+
+def canvas_column(name: str, assignment_id) -> str:
+    """Canvas matches an imported column to an assignment by `Name (id)`; without an id it creates one."""
+    return f"{name} ({assignment_id})" if assignment_id not in (None, "") else name
+
+
+def canvas_csv(finals, roster: dict[str, RosterEntry], assignment: str, assignment_id, max_score: float) -> str:
+    """Canvas' gradebook import: its own export's header and id columns, then the assignment's points."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow([*CANVAS_COLUMNS, canvas_column(assignment, assignment_id)])
+    w.writerow([CANVAS_POINTS_ROW, "", "", "", "", f"{max_score:g}"])
+    for f in finals:
+        r = roster.get(f.student, RosterEntry())
+        anonymous = f.student.startswith("anon_")
+        w.writerow([_csv_cell(r.name or f.name), "" if anonymous else _csv_cell(f.student), _csv_cell(r.sis_user_id),
+                    _csv_cell(r.sis_login_id), _csv_cell(r.section), f"{f.final:g}"])
+    return out.getvalue()
+
+
+def moodle_csv(finals, roster: dict[str, RosterEntry], max_score: float) -> str:
+    """Moodle's offline grading worksheet: matched by `Identifier`; Grade and Feedback comments are read back."""
+    import csv
+    import html
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(MOODLE_COLUMNS)
+    for f in finals:
+        r = roster.get(f.student, RosterEntry())
+        submitted = f.submitted_at.strftime(MOODLE_DATE) if f.submitted_at else "-"
+        w.writerow([f"Participant {f.student}", _csv_cell(r.name or f.name), _csv_cell(r.email), MOODLE_STATUS,
+                    f"{f.final:.2f}", f"{max_score:.2f}", "Yes", submitted, "-", _csv_cell(html.escape(f.comment))])
+    return out.getvalue()
