@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .adjust import ADJUSTMENTS_FILE, Adjustment, load_adjustments
 from .errors import ConfigError, did_you_mean
+from .discover import file_stem
 from .lms import CANVAS, MOODLE, Identity, _csv_cell, canvas_csv, load_roster, moodle_csv
 from .policy import Lateness, Policy, find_policy, load_policy
 
@@ -152,7 +153,7 @@ class Semester:
         if MOODLE in kinds:
             write_atomic(self.out / MOODLE_CSV, moodle_csv(finals, self.roster, max_score))
         for f in finals:
-            page = self.out / "feedback" / f"{f.student}.html"
+            page = self.out / "feedback" / f"{file_stem(f.student)}.html"
             if page.is_file():
                 _set_block(page, feedback_block(f) if _worth_showing(f) else "")
         return summary_section(finals, (self.out / SIMILARITY_HTML).is_file())
