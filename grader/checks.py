@@ -214,8 +214,8 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
         nodes.append(node)
         return node["id"]
 
-    def node_of(fn, depth):
-        """The id of `fn`'s node, walking its inputs on the first visit."""
+    def node_of(fn):
+        """The id of `fn`'s node (made on the first visit; its inputs are walked by the caller)."""
         if id(fn) in seen:
             return seen[id(fn)]
         kind_name = _type(fn).__name__
@@ -228,17 +228,29 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
             name = fn_names.get(id(fn))
             kind = "function" if isinstance(getattr(_type(fn), "_forward_cls", None), _type) else "op"
             node_id = add(f"{name} ({kind_name})" if name else kind_name, kind)
+            if saved != "none":
+                _saved_tensors(fn, node_id)
         seen[id(fn)] = node_id
-        if saved != "none" and variable is None:
-            _saved_tensors(fn, node_id)
-        inputs = [child for child, _ in getattr(fn, "next_functions", ()) if child is not None]
-        for k, child in enumerate(inputs):
-            if id(child) not in seen and (depth >= max_depth or _len(nodes) >= max_nodes):
-                more = add(f"… {_len(inputs) - k} more input(s)", "more", "not drawn")
-                edges.append({"from": more, "to": node_id})
-                break
-            edges.append({"from": node_of(child, depth + 1), "to": node_id})
         return node_id
+
+    def walk(root):
+        """Breadth first from `root`, so that what is cut off by the bounds is the far end of the graph."""
+        queue, more = [(root, 0)], None
+        node_of(root)
+        while queue:
+            fn, depth = queue.pop(0)
+            for child in [c for c, _ in getattr(fn, "next_functions", ()) if c is not None]:
+                if id(child) not in seen and (depth >= max_depth or _len(nodes) >= max_nodes):
+                    if more is None:
+                        more = add("… more not drawn", "more", f"bounded at {max_nodes} nodes")
+                    edge = {"from": more, "to": seen[id(fn)]}
+                    if edge not in edges:
+                        edges.append(edge)
+                    continue
+                fresh = id(child) not in seen
+                edges.append({"from": node_of(child), "to": seen[id(fn)]})
+                if fresh:
+                    queue.append((child, depth + 1))
 
     def _saved_tensors(fn, node_id):
         for attr in _dir(fn):
@@ -277,7 +289,7 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
         if id(t) in seen:
             continue  # a leaf already drawn as another root's input
         if t.grad_fn is not None:
-            node_of(t.grad_fn, 0)
+            walk(t.grad_fn)
         elif t.requires_grad:
             seen[id(t)] = add(f"{name} (leaf)", "leaf", tensor_summary(t))
         else:

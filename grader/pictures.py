@@ -19,7 +19,7 @@ import statistics
 MAX_NODES = 40
 MAX_EDGES = 80
 MAX_TEXT = 60  # a label, a detail, an edge label, a title
-MAX_CAPTION = 200
+MAX_CAPTION = 300
 MAX_SAMPLES = 200  # timings per series
 MAX_PICTURE_BYTES = 8 * 1024  # one check's picture, as compact JSON
 MAX_RUN_PICTURE_BYTES = 64 * 1024  # all pictures of one run (one exercise)
@@ -28,9 +28,9 @@ GRAPH, TIMING = "graph", "timing"
 NODE_KINDS = ("op", "leaf", "function", "saved", "tensor", "input", "more")
 EDGE_STYLES = ("solid", "dashed")
 _ID = re.compile(r"[A-Za-z0-9_]{1,16}\Z")
-# Characters a picture's text may hold; anything else (markup, quotes, controls, `$` that markdown
+# Characters a picture's text may hold; anything else (markup, double quotes, backticks, controls, `$` that markdown
 # would read as math) becomes "?". Escaping at drawing time is the second, independent fence.
-_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:;()[]{}+-*/=#%!?@|~^"
+_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:;()[]{}+-*/=#%!?@|~^'"
                "×≥≤→←↑↓✗✓…√−·–—²")
 
 DROPPED = "the picture for `{check}` was left out: {why}"
@@ -196,7 +196,7 @@ def _graph_svg(graph: dict) -> tuple[str, float]:
     for node_id, n in nodes.items():
         chars = max(len(n["label"]), len(n.get("detail", "")) * _DETAIL_SIZE / _LABEL_SIZE, 4)
         size[node_id] = (chars * _CHAR_W + 18, 36 if n.get("detail") else 24)
-    gap_x, gap_y, pad = 16, 40, 12
+    gap_x, gap_y, pad = 16, (60 if any(e.get("label") for e in edges) else 40), 12
     title_h = 22 if graph.get("title") else 4
     row_w = [sum(size[i][0] for i in row) + gap_x * (len(row) - 1) for row in rows]
     width = max([*row_w, 220]) + 2 * pad
@@ -217,8 +217,9 @@ def _graph_svg(graph: dict) -> tuple[str, float]:
     if graph.get("title"):
         parts.append(f"<text x='{pad}' y='{pad + 12}' font-size='12.5' font-weight='600' fill='#222'>"
                      f"{_esc(graph['title'])}</text>")
-    for e in edges:
-        parts.append(_edge_svg(e, pos, size, layers))
+    ports = _ports(edges, pos, size)
+    for k, e in enumerate(edges):
+        parts.append(_edge_svg(e, pos, size, ports[k]))
     for node_id, n in nodes.items():
         parts.append(_node_svg(n, pos[node_id], size[node_id], node_id in bad))
     ly = y - gap_y + 14
@@ -259,12 +260,27 @@ def _node_svg(n: dict, at: tuple[float, float], size: tuple[float, float], bad: 
     return "".join(out)
 
 
-def _edge_svg(e: dict, pos, size, layers) -> str:
-    (x1, y1), (w1, h1) = pos[e["from"]], size[e["from"]]
-    (x2, y2), (w2, _) = pos[e["to"]], size[e["to"]]
-    sx, sy, tx, ty = x1 + w1 / 2, y1 + h1, x2 + w2 / 2, y2 - 1
-    upward = ty <= sy  # an edge against the layering (only in data with a cycle): from the side
-    if upward:
+def _ports(edges: list[dict], pos, size) -> dict[int, tuple[float, float]]:
+    """Where each edge leaves its source and enters its target: spread over the box's width, in the
+    order of the other ends, so that arrows into one node (and their labels) do not pile up."""
+    ends: dict[int, list[float]] = {}
+    for side, other in (("from", "to"), ("to", "from")):
+        groups: dict[str, list[int]] = {}
+        for k, e in enumerate(edges):
+            groups.setdefault(e[side], []).append(k)
+        for node_id, ks in groups.items():
+            ks.sort(key=lambda k: pos[edges[k][other]][0] + size[edges[k][other]][0] / 2)
+            (x, _), (w, _) = pos[node_id], size[node_id]
+            for j, k in enumerate(ks):
+                ends.setdefault(k, []).append(x + w * (j + 1) / (len(ks) + 1))
+    return {k: (v[0], v[1]) for k, v in ends.items()}
+
+
+def _edge_svg(e: dict, pos, size, port: tuple[float, float]) -> str:
+    (_, y1), (_, h1) = pos[e["from"]], size[e["from"]]
+    (_, y2) = pos[e["to"]]
+    (sx, tx), sy, ty = port, y1 + h1, y2 - 1
+    if ty <= sy:  # against the layering (only data with a cycle has such an edge): from the box's middle
         sy = y1 + h1 / 2
     bend = max(18.0, abs(ty - sy) / 2)
     color = _BAD_STROKE if e.get("highlight") else "#666"
@@ -273,9 +289,10 @@ def _edge_svg(e: dict, pos, size, layers) -> str:
     out = [f"<path d='{path}' fill='none' stroke='{color}' stroke-width='{2 if e.get('highlight') else 1.3}'{dash}/>",
            f"<path d='M{tx - 4.5:.1f},{ty - 7:.1f} L{tx + 4.5:.1f},{ty - 7:.1f} L{tx:.1f},{ty:.1f} Z' fill='{color}'/>"]
     if e.get("label"):
-        mx, my = (sx + tx) / 2, (sy + ty) / 2 + 4
-        out.append(f"<text x='{mx + 6:.1f}' y='{my:.1f}' font-size='10' fill='{color}' stroke='#fff' "
-                   f"stroke-width='3' paint-order='stroke'>{_esc(e['label'])}</text>")
+        # Near the source, where the edges into one node are still apart.
+        lx, ly = sx + (tx - sx) * 0.2, sy + 14
+        out.append(f"<text x='{lx:.1f}' y='{ly:.1f}' text-anchor='middle' font-size='10' fill='{color}' "
+                   f"stroke='#fff' stroke-width='3' paint-order='stroke'>{_esc(e['label'])}</text>")
     return "".join(out)
 
 
