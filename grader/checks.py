@@ -228,7 +228,7 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
             name = fn_names.get(id(fn))
             kind = "function" if isinstance(getattr(_type(fn), "_forward_cls", None), _type) else "op"
             node_id = add(f"{name} ({kind_name})" if name else kind_name, kind)
-            if saved != "none":
+            if saved != "none" and kind == "op":  # a custom Function keeps its own in `saved_tensors`
                 _saved_tensors(fn, node_id)
         seen[id(fn)] = node_id
         return node_id
@@ -260,6 +260,8 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
             try:
                 getattr(fn, "_saved_" + what)
                 moved = None
+            except AttributeError:
+                continue
             except RuntimeError as e:
                 moved = _VERSION_MOVED.search(_str(e))
                 if moved is None:
