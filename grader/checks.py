@@ -205,7 +205,7 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
     """
     named = {id(t): n for n, t in [*roots, *names] if _is_tensor(t)}
     fn_names = {id(t.grad_fn): n for n, t in [*roots, *names] if _is_tensor(t) and t.grad_fn is not None}
-    nodes, edges, highlight, seen = [], [], [], {}
+    nodes, edges, highlight, seen, writers = [], [], [], {}, []
 
     def add(label, kind, detail=""):
         node = {"id": f"n{_len(nodes)}", "label": label[:60], "kind": kind}
@@ -235,6 +235,8 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
 
     def walk(root):
         """Breadth first from `root`, so that what is cut off by the bounds is the far end of the graph."""
+        if id(root) in seen:
+            return  # walked already, as part of an earlier root's graph
         queue, more = [(root, 0)], None
         node_of(root)
         while queue:
@@ -284,6 +286,8 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
                           **({"highlight": True, "label": "changed in place"} if moved else {})})
             if moved:
                 highlight.append(saved_id)
+                if now is not None and now.grad_fn is not None:
+                    writers.append(now.grad_fn)  # the in-place operation is the tensor's grad_fn now
 
     for name, t in roots:
         if not _is_tensor(t):
@@ -296,6 +300,7 @@ def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "",
             seen[id(t)] = add(f"{name} (leaf)", "leaf", tensor_summary(t))
         else:
             seen[id(t)] = add(f"{name} (no grad_fn)", "tensor", tensor_summary(t) + ", requires_grad=False")
+    highlight += [seen[id(fn)] for fn in writers if id(fn) in seen and seen[id(fn)] not in highlight]
     picture = {"kind": "graph", "nodes": nodes, "edges": edges, "highlight": highlight}
     if title:
         picture["title"] = title

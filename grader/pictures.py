@@ -462,7 +462,7 @@ def picture_html(picture: dict) -> str:
         if picture.get("expected"):
             panels.append((*_graph_svg(picture["expected"]), picture["expected"].get("caption", "")))
     figures = "".join(
-        f"<figure style='margin:0;width:{max(width, 240):.0f}px;max-width:100%;overflow-x:auto'>{svg}"
+        f"<figure style='margin:0;width:{max(width, 300):.0f}px;max-width:100%;overflow-x:auto'>{svg}"
         + (f"<figcaption style='font-size:12px;line-height:1.35;color:#333;margin:2px 4px 0 12px'>{_esc(cap)}</figcaption>"
            if cap else "") + "</figure>"
         for svg, width, cap in panels)

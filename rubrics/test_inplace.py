@@ -126,13 +126,14 @@ def inplace_picture(student, device, dtype):
     b1, b2 = call_increment(student, a)
     found = autograd_graph([("b2", b2), ("b1", b1)], names=[("a", a)], saved="all",
                            title="found: the graph of your b1, b2")
-    changed = [n for n in found["nodes"] if n["id"] in found["highlight"]]
+    changed = [n for n in found["nodes"] if n["id"] in found["highlight"] and n["kind"] == "saved"]
     if changed:
         user = next(n["label"] for e in found["edges"] if e["from"] == changed[0]["id"]
                     for n in found["nodes"] if n["id"] == e["to"])
+        writer = [n["label"] for n in found["nodes"] if n["id"] in found["highlight"] and n["kind"] != "saved"]
         found["caption"] = (f"{user} keeps a tensor for its backward ({changed[0]['detail']}): an in-place "
-                            "operation changed it after it was saved, so autograd refuses to compute the "
-                            "gradient from changed values.")
+                            f"operation{' (' + writer[0] + ')' if writer else ''} changed it after it was saved, "
+                            "so autograd refuses to compute the gradient from changed values.")
     else:
         found["highlight"] = [n["id"] for n in found["nodes"] if n["label"].endswith("(no grad_fn)")]
         found["caption"] = ("Your b1 and b2 as autograd recorded them"
