@@ -67,8 +67,12 @@ def need(student, name: str, what: str = "function"):
 def describe(t) -> str:
     if not _is_tensor(t):
         return f"{type(t).__name__} {t!r}"[:120]
-    shape = "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
-    return f"tensor of shape {shape}, {str(t.dtype).replace('torch.', '')} on {t.device}"
+    return f"tensor of shape {_shape(t)}, {str(t.dtype).replace('torch.', '')} on {t.device}"
+
+
+def _shape(t) -> str:
+    """"(5,)", "(4, 7)": the shape as Python writes a tuple."""
+    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
 
 
 def expect_tensor(value, what: str):
@@ -187,8 +191,7 @@ def with_picture(build):
 
 def tensor_summary(t) -> str:
     """"float64 (5,) on meta": a short description for a picture."""
-    shape = "(" + ", ".join(_str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
-    return f"{_str(t.dtype).replace('torch.', '')} {shape} on {t.device}"
+    return f"{_str(t.dtype).replace('torch.', '')} {_shape(t)} on {t.device}"
 
 
 def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "", caption: str = "",
