@@ -64,10 +64,15 @@ def clean(data) -> dict:
         out = _clean_timing(data)
     else:
         raise PictureError(f"unknown kind {safe_text(kind, 20)!r}")
-    size = len(json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode())
+    size = encoded_size(out)
     if size > MAX_PICTURE_BYTES:
         raise PictureError(f"{size:,} bytes of picture data, more than {MAX_PICTURE_BYTES:,}")
     return out
+
+
+def encoded_size(picture: dict) -> int:
+    """Bytes of the picture as compact JSON: what the caps count."""
+    return len(json.dumps(picture, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _expect_dict(value, what: str) -> dict:
@@ -485,5 +490,5 @@ def markdown_block(data) -> str:
     return f"\n{figure}\n" if figure else ""
 
 
-__all__ = ["check_picture_html", "markdown_block", "clean", "graph_svg", "timing_svg", "picture_html", "safe_text", "PictureError",
+__all__ = ["check_picture_html", "markdown_block", "encoded_size", "clean", "graph_svg", "timing_svg", "picture_html", "safe_text", "PictureError",
            "MAX_NODES", "MAX_TEXT", "MAX_PICTURE_BYTES", "MAX_RUN_PICTURE_BYTES"]

@@ -392,7 +392,7 @@ def _admit_picture(out: dict, check: dict, data) -> None:
 
     try:
         picture = pictures.clean(data)
-        size = len(json.dumps(picture, separators=(",", ":"), ensure_ascii=False).encode())
+        size = pictures.encoded_size(picture)
         used = out.get("picture_bytes", 0)
         if used + size > pictures.MAX_RUN_PICTURE_BYTES:
             raise pictures.PictureError(f"the run's pictures would exceed {pictures.MAX_RUN_PICTURE_BYTES:,} bytes")

@@ -8,7 +8,6 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import torch
@@ -85,7 +84,7 @@ def test_clean_rejects_what_it_cannot_draw(bad, why):
 def test_a_run_gets_a_bounded_budget_of_pictures_and_a_note_for_what_is_left_out():
     picture = {"kind": "graph", "nodes": [node(i, "A" * 60, detail="B" * 60) for i in range(30)],
                "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(29)]}
-    size = len(json.dumps(pictures.clean(picture), separators=(",", ":")))
+    size = pictures.encoded_size(pictures.clean(picture))
     out = {"notes": []}
     checks = [{"id": f"test_x[{i}]"} for i in range(pictures.MAX_RUN_PICTURE_BYTES // size + 2)]
     for check in checks:
@@ -112,6 +111,20 @@ def test_graph_svg_escapes_its_text_and_draws_every_node_and_edge():
     # the output (n2) is drawn below its inputs, as the lecture's ptgraph does
     ys = {"".join(g.find(SVG + "title").itertext()): float(g.find(SVG + "rect").get("y")) for g in root.iter(SVG + "g")}
     assert ys["leaf"] < ys["op"] < ys["Pow ? ?b?"]
+
+
+@pytest.mark.parametrize("graph", [
+    {"kind": "graph"},  # nothing to draw
+    {"kind": "graph", "nodes": [node(0), node(1)], "edges": [{"from": "n0", "to": "n1"}, {"from": "n1", "to": "n0"},
+                                                           {"from": "n0", "to": "n0"}]},  # a cycle: only bad data
+    {"kind": "graph", "nodes": [node(i, "x" * 60) for i in range(40)],
+     "edges": [{"from": f"n{i}", "to": f"n{(i * 7) % 40}"} for i in range(40)]},
+])
+def test_any_graph_the_grader_accepts_is_drawn(graph):
+    svg = pictures.graph_svg(pictures.clean(graph))
+    root = svg_root(svg)
+    assert float(root.get("width")) > 0 and float(root.get("height")) > 0
+    assert len(root.findall(".//" + SVG + "g")) == len(graph.get("nodes", ()))
 
 
 def test_timing_svg_from_synthetic_data_shows_each_call_the_ratio_and_the_threshold():
@@ -228,8 +241,7 @@ def test_the_feedback_page_of_a_known_bad_variant_shows_the_picture(grader, rend
     assert shows in " ".join(divs)
     assert len(page.encode()) < 1_000_000
     data = json.loads(result.to_json())
-    sizes = [len(json.dumps(c["picture"], separators=(",", ":"), ensure_ascii=False).encode())
-             for e in data["exercises"] for c in e["checks"] if "picture" in c]
+    sizes = [pictures.encoded_size(c["picture"]) for e in data["exercises"] for c in e["checks"] if "picture" in c]
     assert max(sizes) <= pictures.MAX_PICTURE_BYTES and sum(sizes) <= pictures.MAX_RUN_PICTURE_BYTES
     gradescope = json.loads(gradescope_json(result))
     html_tests = [t for t in gradescope["tests"] if t.get("output_format") == "html"]
