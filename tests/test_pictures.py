@@ -297,3 +297,29 @@ def test_a_hostile_class_name_never_becomes_markup(grader, renderer, tmp_path, e
     for svg in re.findall(r"<svg.*?</svg>", "".join(picture_divs(page)), flags=re.S):
         names = {el.tag.split("}")[-1] for el in svg_root(svg).iter()}
         assert names <= {"svg", "rect", "text", "g", "title", "path", "line", "circle"}, names
+
+
+FORGED_PICTURE = '''
+from grader.checks import CheckFailure
+def make_leaves(device, dtype=torch.float32):
+    failure = CheckFailure("my own failure")
+    failure.picture = {"kind": "graph", "title": "<script>alert(1)</script>",
+                       "nodes": [{"id": "n0", "label": "<img src=x onerror=alert(1)>", "kind": "op"}]}
+    if device == "meta":
+        failure.picture["nodes"] = [{"id": f"n{i}", "label": "x"} for i in range(10_000)]
+    raise failure
+'''
+
+
+def test_a_picture_the_students_code_makes_up_is_held_to_the_same_bounds(grader, renderer, tmp_path):
+    """Student code can raise the rubric's own CheckFailure with a picture of its making: it fails
+    itself, and its picture is restricted like any other (or left out when it is out of bounds)."""
+    nb = exercise_notebook(tmp_path / "forged.ipynb", {"lost_leaf": FORGED_PICTURE})
+    result = grader.grade(nb, only="lost_leaf")
+    checks = result.exercise("lost_leaf").checks
+    assert result.exercise("lost_leaf").score == 0
+    drawn = [c for c in checks if c.picture]
+    assert drawn and all("meta" not in c.id for c in drawn)  # the 10,000-node one never left the sandbox
+    assert not any(MARKUP.search(s) for c in drawn for s in strings_of(c.picture))
+    page = renderer.render(read_submission(nb).notebook, result)
+    assert "<script>alert" not in page and "<img src=x" not in page
