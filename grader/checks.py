@@ -36,7 +36,8 @@ class CheckFailure(AssertionError):
     picture: dict | None = None  # plain data for `grader.pictures`, attached by `with_picture`
 
 
-def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None, fix=None):
+def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None, fix=None, picture=None):
+    """Fail the check; `picture`: plain data for `grader.pictures` (e.g. a timing measured for the verdict)."""
     lines = [verdict.rstrip(".") + "."]
     if expected is not None:
         lines.append(f"Expected: {expected}")
@@ -48,7 +49,9 @@ def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None,
         lines.append(f"Tolerance: {tolerance}")
     if fix:
         lines.append(f"Fix: {fix}")
-    raise CheckFailure("\n".join(lines))
+    failure = CheckFailure("\n".join(lines))
+    failure.picture = picture
+    raise failure
 
 
 def need(student, name: str, what: str = "function"):

@@ -14,7 +14,7 @@ import torch
 
 from conftest import VARIANTS, exercise_notebook
 from grader import pictures
-from grader.checks import autograd_graph
+from grader.checks import CheckFailure, autograd_graph, fail
 from grader.export import FeedbackRenderer, gradescope_json
 from grader.read import read_submission
 from grader.results import CheckResult, ExerciseResult, SubmissionResult
@@ -140,6 +140,15 @@ def test_timing_svg_from_synthetic_data_shows_each_call_the_ratio_and_the_thresh
     with_pdist = pictures.clean({**data, "pdist_s": [3e-3] * 5})
     text = "".join(svg_root(pictures.timing_svg(with_pdist)).itertext())
     assert "torch.pdist version" in text and "pdist time / your time" in text
+
+
+def test_a_check_can_fail_with_the_measurement_it_judged():
+    """How the timing check attaches its picture: the data the verdict came from, no re-measuring."""
+    timing = {"kind": "timing", "student_s": [2e-3, 2e-3], "reference_s": [1e-3, 1e-3], "ratio": 0.5, "threshold": 1.2}
+    with pytest.raises(CheckFailure) as failure:
+        fail("lunif_fast is not faster than the reference", picture=timing)
+    assert pictures.clean(failure.value.picture)["ratio"] == 0.5
+    assert "ratio" not in str(failure.value)
 
 
 # -- the graph helper rubrics call, on real tensors --------------------------------------------------
