@@ -19,7 +19,7 @@ import numpy
 import pytest
 import torch
 
-from . import checks, integrity
+from . import checks, integrity, pictures
 
 STUDENT_MODULE = "student"
 MAX_MESSAGE = 4000
@@ -264,12 +264,23 @@ def _forbid_tracing(channel: Channel) -> None:
 def _judge(excinfo, when: str) -> dict:
     exc = excinfo.value
     if isinstance(exc, checks.CheckFailure):
-        return {"status": "failed", "message": str(exc)[:MAX_MESSAGE]}
+        return {"status": "failed", "message": str(exc)[:MAX_MESSAGE], **_picture(exc)}
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
         text = "\n".join(str(exc).strip().splitlines()[:15])
         return {"status": "failed", "message": ("Check failed: " + text)[:MAX_MESSAGE]}
     doing = "while the check ran" if when == "call" else "while the check was prepared"
     return {"status": "error", "message": describe_exception(exc, doing)[:MAX_MESSAGE]}
+
+
+def _picture(failure: BaseException) -> dict:
+    """The failure's picture, bounded before it is sent (the grader validates it again when it arrives)."""
+    data = _getattr(failure, "picture", None)
+    if data is None:
+        return {}
+    try:
+        return {"picture": pictures.clean(data)}
+    except Exception:  # noqa: BLE001 - a picture that cannot be sent is left out; the verdict stands
+        return {}
 
 
 def _describe(item) -> dict:

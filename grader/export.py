@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import pictures
 from .extract import exercise_id_of
 from .results import GRADED, PASSED, SKIPPED, SubmissionResult
 from .safe_text import csv_cell
@@ -56,7 +57,7 @@ def gradescope_json(result: SubmissionResult) -> str:
                 continue
             tests.append({"name": f"{ex.id}: {c.name} [{c.id}]", "score": c.score, "max_score": c.max_score,
                           "output": c.message, "visibility": "visible",
-                          "status": "passed" if c.status == PASSED else "failed"})
+                          "status": "passed" if c.status == PASSED else "failed", **_gradescope_picture(c)})
     return json.dumps({
         "score": result.score,
         "execution_time": result.duration_s,
@@ -64,6 +65,14 @@ def gradescope_json(result: SubmissionResult) -> str:
         "stdout_visibility": "hidden",
         "tests": tests,
     }, indent=1)
+
+
+def _gradescope_picture(check) -> dict:
+    """Where a check has a picture: its output as HTML (Gradescope's `output_format`), the message kept as text."""
+    figure = pictures.check_picture_html(check.picture)
+    if not figure:
+        return {}
+    return {"output": f"<pre>{html.escape(check.message)}</pre>{figure}", "output_format": "html"}
 
 
 def gradescope_unusable(error: str) -> str:
@@ -77,6 +86,7 @@ def feedback_markdown(ex) -> str:
     lines = [f"#### Feedback: `{ex.id}` — {ex.score:g} / {ex.max_score:g} points\n"]
     if ex.error:
         lines.append(f"*{ex.status}*: {_md_escape(ex.error)}\n")
+    drawn = set()
     for c in ex.checks:
         if c.status == PASSED:
             lines.append(f"- ✓ {_md_escape(c.name)}" + "".join(f"\n\n      {_md_escape(line)}"
@@ -86,6 +96,9 @@ def feedback_markdown(ex) -> str:
         else:
             lines.append(f"- ✗ **{_md_escape(c.name)}** (`{c.id}`, 0 / {c.max_score:g})\n\n"
                          + "\n".join(f"      {line}" for line in c.message.splitlines()))
+            if c.picture and c.id.split("[", 1)[0] not in drawn:  # one picture per check, not per parameter
+                drawn.add(c.id.split("[", 1)[0])
+                lines.append(pictures.markdown_block(c.picture))
     for note in ex.notes:
         lines.append(f"- note: {_md_escape(note)}")
     return "\n".join(lines)

@@ -23,6 +23,9 @@ class CheckResult:
     max_score: float
     message: str = ""
     duration_s: float = 0.0
+    # Plain data for a picture of the mistake (`grader.pictures`: validated, bounded, never markup);
+    # only on checks that did not pass, and left out of the JSON where there is none.
+    picture: dict | None = dataclasses.field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class SubmissionResult:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        for e in d["exercises"]:
+            for c in e["checks"]:
+                if c.get("picture") is None:
+                    c.pop("picture", None)
         # Key order as in the SPEC: schema first.
         return {"schema": d.pop("schema"), **d}
 

@@ -70,7 +70,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r["duration_s"]))
         else:
             points = spec.points if r["status"] == PASSED else 0.0
-            checks.append(_check(entry, r["status"], points, spec.points, message, r["duration_s"]))
+            checks.append(_check(entry, r["status"], points, spec.points, message, r["duration_s"],
+                                 r.get("picture") if r["status"] != PASSED else None))
     return _exercise(exercise, GRADED, None, checks, notes)
 
 
@@ -139,9 +140,9 @@ def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> E
     return _exercise(exercise, status, error, checks, notes)
 
 
-def _check(entry, status, score, max_score, message, duration=0.0) -> CheckResult:
+def _check(entry, status, score, max_score, message, duration=0.0, picture=None) -> CheckResult:
     return CheckResult(entry["id"], entry.get("name", entry["id"]), status, float(score), float(max_score),
-                       message, round(float(duration), 4))
+                       message, round(float(duration), 4), picture)
 
 
 def _exercise(exercise, status, error, checks, notes) -> ExerciseResult:

@@ -369,6 +369,8 @@ def _take(out: dict, msg: dict, expected: set, seen: set) -> str | None:
         seen.add(check_id)
         out["checks"].append({"id": check_id, "status": str(msg["status"]), "message": str(msg["message"]),
                               "duration_s": float(msg["duration_s"])})
+        if msg.get("picture") is not None:
+            _admit_picture(out, out["checks"][-1], msg["picture"])
     elif kind == "collected":
         if out["collected"] is not None:
             return "a second list of checks"
@@ -391,6 +393,24 @@ def _take(out: dict, msg: dict, expected: set, seen: set) -> str | None:
     else:
         return f"a message of an unknown kind `{str(kind)[:40]}`"
     return None
+
+
+def _admit_picture(out: dict, check: dict, data) -> None:
+    """A check's picture, validated here, outside the sandbox, and within the run's budget; one that
+    is not is left out with a note (the check's verdict and message are kept)."""
+    from . import pictures
+
+    try:
+        picture = pictures.clean(data)
+        size = pictures.encoded_size(picture)
+        used = out.get("picture_bytes", 0)
+        if used + size > pictures.MAX_RUN_PICTURE_BYTES:
+            raise pictures.PictureError(f"the run's pictures would exceed {pictures.MAX_RUN_PICTURE_BYTES:,} bytes")
+    except pictures.PictureError as e:
+        out["notes"].append(pictures.DROPPED.format(check=check["id"][:80], why=e))
+        return
+    out["picture_bytes"] = used + size
+    check["picture"] = picture
 
 
 def _describe_exit(status: int | None) -> str:

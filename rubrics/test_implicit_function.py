@@ -19,6 +19,7 @@ import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from grader.checks import describe, expect_close, fail, need
+from grader.checks import autograd_graph, tensor_summary, with_picture
 
 # Our own references, taken before any student code is loaded.
 _Function = torch.autograd.Function
@@ -184,9 +185,97 @@ def gradient(y, x, doing, grad_output=None):
     return g
 
 
+# -- the picture on the feedback page: the student's Function as one node, and what its backward
+# returns for each input of forward, beside the expected node (lecture cell 88)
+
+_INPUTS = ("x", "y0", "F", "max_iter")
+_DYDX = -0.5 / math.sqrt(0.75)  # the circle at x = 0.5
+
+
+def _function_node_picture(title, caption, node_label, node_detail, returned, x, y0, bad_node=False):
+    """x, y0 (leaves), F and max_iter (not tensors) into one Function node; each edge labelled with
+    what backward returns for that input; `returned` holds (text, wrong) per input."""
+    nodes = [{"id": "x", "label": "x (AccumulateGrad)", "kind": "leaf", "detail": tensor_summary(x)},
+             {"id": "y0", "label": "y0 (AccumulateGrad)", "kind": "leaf", "detail": tensor_summary(y0)},
+             {"id": "F", "label": "F = circle", "kind": "input", "detail": "a Python function"},
+             {"id": "max_iter", "label": "max_iter = 100", "kind": "input", "detail": "an int"},
+             {"id": "fn", "label": node_label, "kind": "function", "detail": node_detail}]
+    edges, highlight = [], ["fn"] if bad_node else []
+    for name, (text, wrong) in zip(_INPUTS, returned):
+        edges.append({"from": name, "to": "fn", "label": text, "style": "solid" if name in ("x", "y0") else "dashed",
+                      **({"highlight": True} if wrong else {})})
+        if wrong:
+            highlight.append(name)
+    return {"kind": "graph", "title": title, "caption": caption, "nodes": nodes, "edges": edges,
+            "highlight": highlight}
+
+
+def _returned(value, expected):
+    """(text for the edge, is it wrong) for one value returned by backward; expected None or a number."""
+    if value is None:
+        return "returns None", expected is not None
+    if not _is_tensor(value):
+        return f"returns a {type(value).__name__}", True
+    if value.numel() != 1:
+        return f"returns {tensor_summary(value)}", True
+    number = float(value.detach().reshape(-1)[0])
+    wrong = (number != 0) if expected is None else abs(number - expected) > GRAD_ATOL + GRAD_RTOL * abs(expected)
+    return f"returns {number:.4g}", wrong
+
+
+def implicit_picture(student):
+    if _ran_out:  # a solver or backward that never stops: nothing more of it is run
+        return None
+    x, y0 = f64(0.5, requires_grad=True), f64(0.5, requires_grad=True)
+    expected = _function_node_picture(
+        "expected: one node, Implicit.apply", "backward returns dy/dx * output_grad for x "
+        f"(-x / sqrt(1 - x**2) = {_DYDX:.4g} here) and None for y0, F and max_iter: y does not depend on where "
+        "the solver started.", "y (ImplicitBackward)", "your backward runs here",
+        [(f"returns {_DYDX:.4g}", False), ("returns None", False), ("returns None", False), ("returns None", False)],
+        x, y0)
+    y = apply(student, x, y0, circle, 100, doing="Implicit.apply(x, y0, circle, 100)")
+    node = y.grad_fn
+    if node is None or not isinstance(getattr(type(node), "_forward_cls", None), type):
+        found = autograd_graph([("y", y)], names=[("x", x), ("y0", y0)], title="found: the graph of your y",
+                               max_nodes=14, max_depth=6)
+        found["highlight"] = [n["id"] for n in found["nodes"] if n["label"].startswith(("y (", "y0 ("))]
+        steps = sum(n["kind"] == "op" for n in found["nodes"])
+        found["caption"] = (
+            "Your y has no grad_fn: autograd recorded nothing, so no gradient can reach x." if node is None else
+            f"Your y is built from {steps}{'+' if any(n['kind'] == 'more' for n in found['nodes']) else ''} "
+            "autograd operations, the solver's own steps: autograd differentiates through every iteration, "
+            "and y0 gets a gradient. Expected: one node whose backward you write.")
+        found["expected"] = expected
+        return found
+    try:
+        with time_limit("backward, called to draw the picture"):
+            returned = node.apply(_ones_like(y))
+        problem = None
+    except Exception as e:  # noqa: BLE001 - what backward raises is what the picture shows
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        returned, problem = (), f"{type(e).__name__}: {first}"
+    returned = returned if isinstance(returned, tuple) else (returned,)
+    shown = [(_returned(returned[k], _DYDX if k == 0 else None) if k < len(returned) else ("nothing returned", True))
+             for k in range(len(_INPUTS))]
+    if problem:
+        shown = [("backward raised", True)] + [("", False)] * (len(_INPUTS) - 1)
+    detail = (f"backward raised {problem.split(':', 1)[0]}" if problem else
+              f"backward returned {len(returned)} value{'s' if len(returned) != 1 else ''} for 4 inputs")
+    wrong = [name for name, (_, bad) in zip(_INPUTS, shown) if bad]
+    caption = (f"Your backward raised {problem}" if problem else
+               "Each arrow shows what your backward returns for that input of forward (output_grad = 1)"
+               + (f"; wrong for {', '.join(wrong)}." if wrong else "."))
+    found = _function_node_picture("found: your Function, called as in the check", caption,
+                                   f"y ({type(node).__name__})", detail, shown, x, y0,
+                                   bad_node=bool(problem) or len(returned) != len(_INPUTS))
+    found["expected"] = expected
+    return found
+
+
 # -- the checks -------------------------------------------------------------------------------
 
 
+@with_picture(implicit_picture)
 def test_function_subclass(student):
     """Implicit subclasses torch.autograd.Function and Implicit.apply(x, y0, F) returns a tensor"""
     implicit = need(student, "Implicit", "class")
@@ -212,6 +301,7 @@ def test_circle_value(student):
                      "Newton steps y - F / (dF/dy)), and return the solution, not y0")
 
 
+@with_picture(implicit_picture)
 def test_circle_gradient(student):
     """the gradient on the unit circle is -x / sqrt(1 - x**2), and backward uses output_grad"""
     x = f64(0.5, requires_grad=True)
@@ -266,6 +356,7 @@ def test_gradcheck(student, case):
         explain_backward_error(e, doing)
 
 
+@with_picture(implicit_picture)
 def test_no_gradient_for_other_inputs(student):
     """backward returns None for y0, F and max_iter"""
     x, y0 = f64(0.5, requires_grad=True), f64(0.5, requires_grad=True)

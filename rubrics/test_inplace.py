@@ -10,6 +10,7 @@ import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from grader.checks import DEVICES, DTYPES, describe, expect_close, expect_tensor, fail, need
+from grader.checks import autograd_graph, with_picture
 
 # Our own references, taken before any student code is loaded.
 _grad = torch.autograd.grad
@@ -117,6 +118,37 @@ def expect_like_inputs(c, a, n, doing):
              expected=want, found=describe(c), where=doing, fix=NEW_ZEROS_FIX)
 
 
+# -- the picture on the feedback page: the graph with the saved tensor that changed, beside the repaired one
+
+
+def inplace_picture(student, device, dtype):
+    a = _randn(5, dtype=dtype, device=device, requires_grad=True)
+    b1, b2 = call_increment(student, a)
+    found = autograd_graph([("b2", b2), ("b1", b1)], names=[("a", a)], saved="all",
+                           title="found: the graph of your b1, b2")
+    changed = [n for n in found["nodes"] if n["id"] in found["highlight"] and n["kind"] == "saved"]
+    if changed:
+        user = next(n["label"] for e in found["edges"] if e["from"] == changed[0]["id"]
+                    for n in found["nodes"] if n["id"] == e["to"])
+        writer = [n["label"] for n in found["nodes"] if n["id"] in found["highlight"] and n["kind"] != "saved"]
+        found["caption"] = (f"{user} keeps a tensor for its backward ({changed[0]['detail']}): an in-place "
+                            f"operation{' (' + writer[0] + ')' if writer else ''} changed it after it was saved, "
+                            "so autograd refuses to compute the gradient from changed values.")
+    else:
+        found["highlight"] = [n["id"] for n in found["nodes"] if n["label"].endswith("(no grad_fn)")]
+        found["caption"] = ("Your b1 and b2 as autograd recorded them"
+                            + (": red ones are not connected to a at all." if found["highlight"] else "."))
+    x = a.detach().clone().requires_grad_()
+    e1 = x + 1
+    e2 = e1 ** 2
+    e1 = e1 + 1
+    found["expected"] = autograd_graph(
+        [("b2", e2), ("b1", e1)], names=[("a", x)], saved="all", title="expected: the second increment out of place",
+        caption="b1 = b1 + 1 makes a new tensor: the one PowBackward0 saved keeps its version, and the gradient "
+                "of b2 is 2 * (a + 1).")
+    return found
+
+
 # -- increment_and_square ---------------------------------------------------------------------
 
 
@@ -134,6 +166,7 @@ def test_increment_values(student, device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
+@with_picture(inplace_picture)
 def test_increment_gradients(student, device, dtype):
     """torch.autograd.grad(b2.sum(), a) works and gives 2 * (a + 1); b1's gradient is 1"""
     a = _randn(5, dtype=dtype, device=device, requires_grad=True)

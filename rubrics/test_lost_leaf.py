@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from grader.checks import DEVICES, DTYPES, describe, expect_close, expect_plain_tensor, fail, grad_fn_name, need
+from grader.checks import autograd_graph, tensor_summary, with_picture
 
 LEAF_FIX = (
     "create the tensor where it should live, `torch.randn(5, device=device, dtype=dtype, requires_grad=True)`, "
@@ -21,6 +22,56 @@ def make(student, device, dtype):
     return out
 
 
+# -- the picture on the feedback page: the student's graph beside one with real leaves (lecture cells 57, 59)
+
+
+def _product_graph(a, b, title: str, caption: str) -> dict:
+    """The graph of the lecture's `(a + 1) * b` (of a and b alone where they cannot be multiplied)."""
+    try:
+        roots = [("c", (a + 1) * b), ("a", a), ("b", b)]
+    except RuntimeError:
+        roots = [("a", a), ("b", b)]
+    return autograd_graph(roots, title=title, caption=caption)
+
+
+def _hidden_leaf(t):
+    """The leaf a non-leaf tensor was made from, following its first inputs back."""
+    fn = t.grad_fn
+    for _ in range(20):
+        if fn is None or type(fn).__name__ == "AccumulateGrad":
+            break
+        fn = next((child for child, _ in fn.next_functions if child is not None), None)
+    return getattr(fn, "variable", None)
+
+
+def leaf_picture(student, device, dtype):
+    a, b = make(student, device, dtype)
+    lost = [(name, t) for name, t in (("a", a), ("b", b)) if not (t.is_leaf and t.requires_grad)]
+    if not lost:
+        return None
+    name, t = lost[0]
+    leaf = _hidden_leaf(t)
+    if not t.requires_grad:
+        caption = (f"Your {name} does not require grad, so it is not in the graph at all: "
+                   f"backward() has no .grad to fill for it.")
+    elif leaf is not None:
+        caption = (f"Your {name} was made by {grad_fn_name(t)} from a leaf ({tensor_summary(leaf)}): "
+                   f"backward() fills .grad of that hidden leaf, never {name}.grad.")
+    else:
+        caption = f"Your {name} was made by {grad_fn_name(t)}: it is not a leaf, so backward() leaves {name}.grad None."
+    found = _product_graph(a, b, "found: the graph of your (a + 1) * b", caption)
+    names = {n for n, _ in lost}
+    found["highlight"] = [n["id"] for n in found["nodes"]
+                          if n["label"].split(" (", 1)[0] in names and n["kind"] != "leaf"]
+    real_a = torch.randn(5, device=device, dtype=dtype, requires_grad=True)
+    real_b = torch.randn(5, device=device, dtype=dtype, requires_grad=True)
+    found["expected"] = _product_graph(
+        real_a, real_b, "expected: a and b are leaves",
+        f"Made with requires_grad=True where they live ({tensor_summary(real_a)}): a and b are the leaves "
+        "(AccumulateGrad), so backward() fills a.grad and b.grad.")
+    return found
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
 def test_shape_device_dtype(student, device, dtype):
@@ -34,6 +85,7 @@ def test_shape_device_dtype(student, device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
+@with_picture(leaf_picture)
 def test_leaves(student, device, dtype):
     """a and b are leaves that require grad"""
     for name, t in zip("ab", make(student, device, dtype)):
@@ -49,6 +101,7 @@ def test_leaves(student, device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
+@with_picture(leaf_picture)
 def test_gradients(student, device, dtype):
     """((a + 1) * b).sum().backward() fills a.grad = b and b.grad = a + 1"""
     a, b = make(student, device, dtype)
