@@ -77,6 +77,7 @@ class Kernel:
 
     def run(self, code: str) -> tuple[float, str]:
         """Execute `code`; the round trip and the text of its result (or its error)."""
+        self._last = ""
         started = time.perf_counter()
         reply = self.kc.execute_interactive(code, timeout=600, output_hook=self._keep)
         wall = time.perf_counter() - started

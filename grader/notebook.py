@@ -79,8 +79,9 @@ class CheckAnswer:
         return what
 
     def __str__(self) -> str:
-        if self.error:
-            return f"grader.check: {self.error}" + (f"\n  {self.tip}" if self.tip else "")
+        if self.error:  # one line and the fix, never a traceback; a long tip (pytest's output) is in the HTML
+            tip = self.tip.strip().splitlines()[0] if self.tip.strip() else ""
+            return f"grader.check: {self.error.strip().splitlines()[0]}" + (f"\n  {tip}" if tip else "")
         from .report import render_text
 
         lines = [self.what_was_graded()]
@@ -92,9 +93,13 @@ class CheckAnswer:
     def _repr_html_(self) -> str:
         e = html.escape
         if self.error:
-            tip = f"<br><span style='opacity:.8'>{e(self.tip)}</span>" if self.tip else ""
+            first, _, rest = str(self).partition("\n")
+            tip = f"<br><span style='opacity:.8'>{e(rest.strip())}</span>" if rest else ""
+            more = (self.error + "\n" + self.tip).strip()
+            details = (f"<details><summary>details</summary><pre>{e(more)}</pre></details>"
+                       if more.count("\n") > 1 else "")
             return (f"<div class='torchgrade-answer' style='border-left:4px solid #c0392b;padding:4px 10px'>"
-                    f"<b>grader.check</b>: {e(self.error)}{tip}</div>")
+                    f"<b>grader.check</b>: {e(first.removeprefix('grader.check: '))}{tip}{details}</div>")
         r = self.result
         colour = "#2e7d32" if r.full_marks else "#c0392b"
         parts = [f"<div class='torchgrade-answer' style='border-left:4px solid {colour};padding:4px 10px'>",
@@ -205,6 +210,7 @@ def notebook_from_server(kernel_id: str | None, runtime_dir: str | None = None) 
         except ImportError:
             return None
     servers = sorted(Path(runtime_dir).glob("jpserver-*.json")) + sorted(Path(runtime_dir).glob("nbserver-*.json"))
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the token never goes through a proxy
     for info_file in servers:
         try:
             info = json.loads(info_file.read_text())
@@ -213,7 +219,7 @@ def notebook_from_server(kernel_id: str | None, runtime_dir: str | None = None) 
                 continue  # the token must not leave this machine
             request = urllib.request.Request(urllib.parse.urljoin(url, "api/sessions"),
                                              headers={"Authorization": f"token {info.get('token', '')}"})
-            with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as reply:
+            with direct.open(request, timeout=SERVER_TIMEOUT_S) as reply:
                 sessions = json.loads(reply.read())
         except Exception:  # noqa: BLE001 - a stale server file, a server that wants a password: try the next
             continue

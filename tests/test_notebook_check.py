@@ -6,12 +6,14 @@ with a 3 s time limit so that the hanging exercise costs little.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
 import shutil
-import signal
-import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -44,7 +46,10 @@ def course(tmp_path_factory) -> Path:
 
 
 def start_kernel(cwd: Path, env: dict) -> KernelManager:
-    km = KernelManager(kernel_name="python3")
+    """A kernel as jupyter_server starts one: its connection file `kernel-<id>.json` in the runtime folder."""
+    runtime = cwd / "runtime"
+    runtime.mkdir(exist_ok=True)
+    km = KernelManager(kernel_name="python3", connection_file=str(runtime / f"kernel-{uuid.uuid4()}.json"))
     km.start_kernel(cwd=str(cwd), env={**os.environ, **env})
     return km
 
@@ -127,17 +132,135 @@ def test_the_kernel_never_imports_torch_and_unknown_ids_get_one_line(kernel):
     assert answer_of(nb.cells[3])[1] == "False"
 
 
-def test_no_notebook_found_gives_the_fix(tmp_path, course):
-    km = start_kernel(tmp_path, {nbcheck.RUBRICS_ENV: str(course), "JPY_SESSION_NAME": ""})
-    try:
-        nb = run(km, ["import grader", 'grader.check("double")',
-                      f'grader.check("double", notebook={str(tmp_path / "mine.ipynb")!r})'], None)
-    finally:
-        km.shutdown_kernel(now=True)
+@pytest.fixture(scope="module")
+def bare_kernel(tmp_path_factory, course):
+    """A kernel that does not know its notebook (no Jupyter server session)."""
+    home = tmp_path_factory.mktemp("bare")
+    km = start_kernel(home, {nbcheck.RUBRICS_ENV: str(course), "JPY_SESSION_NAME": "",
+                             "JUPYTER_RUNTIME_DIR": str(home / "runtime")})
+    yield km, home
+    km.shutdown_kernel(now=True)
+
+
+def test_no_notebook_found_gives_the_fix(bare_kernel):
+    km, home = bare_kernel
+    nb = run(km, ["import grader", 'grader.check("double")', f'grader.check("double", notebook={str(home / "mine.ipynb")!r})'], None)
     assert answer_of(nb.cells[1])[1] == (
         'grader.check: cannot tell which notebook this kernel belongs to; name the file: '
         'grader.check("double", notebook="my_notebook.ipynb")')
-    assert answer_of(nb.cells[2])[1].startswith(f"grader.check: no notebook file {tmp_path / 'mine.ipynb'}")
+    assert answer_of(nb.cells[2])[1].startswith(f"grader.check: no notebook file {home / 'mine.ipynb'}")
+
+
+def test_explicit_and_vscode_notebooks(bare_kernel):
+    km, home = bare_kernel
+    nbformat.write(build_notebook(["import grader", DOUBLE_BUGGY]), str(home / "mine.ipynb"))
+    nbformat.write(build_notebook(["import grader", DOUBLE_OK]), str(home / "vscode.ipynb"))
+    nb = run(km, ["import grader", 'grader.check("double", notebook="mine.ipynb")',
+                  f"__vsc_ipynb_file__ = {str(home / 'vscode.ipynb')!r}",  # what VS Code sets in the kernel
+                  'grader.check("double")', "del __vsc_ipynb_file__"], None)
+    assert f"Graded {home / 'mine.ipynb'}" in answer_of(nb.cells[1])[1] and "Score: 0 / 3" in answer_of(nb.cells[1])[0]
+    assert f"Graded {home / 'vscode.ipynb'}" in answer_of(nb.cells[3])[1] and "Score: 3 / 3" in answer_of(nb.cells[3])[0]
+
+
+class _Sessions(http.server.BaseHTTPRequestHandler):
+    """GET /api/sessions as jupyter_server answers it, for the right token only."""
+
+    sessions: list = []
+    token = "secret-token"
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        ok = self.path == "/api/sessions" and self.headers.get("Authorization") == f"token {self.token}"
+        body = json.dumps(self.sessions if ok else {"message": "Forbidden"}).encode()
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def jupyter_server(bare_kernel):
+    """A server on loopback, announced in the kernel's runtime folder as jupyter_server announces itself."""
+    km, home = bare_kernel
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sessions)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    info = home / "runtime" / f"jpserver-{os.getpid()}.json"
+    info.write_text(json.dumps({"url": f"http://127.0.0.1:{server.server_port}/", "token": _Sessions.token,
+                                "root_dir": str(home)}))
+    yield _Sessions
+    info.unlink()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_renamed_notebook_is_found_through_the_jupyter_server(bare_kernel, jupyter_server):
+    """JPY_SESSION_NAME keeps the name the kernel started with; the server's session follows the rename."""
+    km, home = bare_kernel
+    kernel_id = Path(km.connection_file).stem.removeprefix("kernel-")
+    (home / "week2").mkdir(exist_ok=True)
+    nbformat.write(build_notebook(["import grader", DOUBLE_OK]), str(home / "week2" / "renamed.ipynb"))
+    jupyter_server.sessions = [{"id": "s1", "path": "elsewhere.ipynb", "kernel": {"id": "another-kernel"}},
+                               {"id": "s2", "path": "week2/renamed.ipynb", "kernel": {"id": kernel_id}}]
+    nb = run(km, ["import grader, os", "os.environ['JPY_SESSION_NAME'] = 'Untitled.ipynb'", 'grader.check("double")',
+                  "del os.environ['JPY_SESSION_NAME']"], None)
+    assert answer_of(nb.cells[2])[1].startswith(f"Graded {home / 'week2' / 'renamed.ipynb'}, saved ")
+
+
+def test_the_server_is_asked_only_on_loopback_and_with_its_token(tmp_path, jupyter_server, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # never through a proxy: it would see the token
+    jupyter_server.sessions = [{"id": "s", "path": "a.ipynb", "kernel": {"id": "k1"}}]
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    port = json.loads(next((tmp_path.parent).glob("bare*/runtime/jpserver-*.json")).read_text())["url"].rsplit(":", 1)[1]
+    info = runtime / "jpserver-1.json"
+    info.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "token": _Sessions.token, "root_dir": "/srv"}))
+    assert nbcheck.notebook_from_server("k1", str(runtime)) == Path("/srv/a.ipynb")
+    assert nbcheck.notebook_from_server("k2", str(runtime)) is None
+    info.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "token": "wrong", "root_dir": "/srv"}))
+    assert nbcheck.notebook_from_server("k1", str(runtime)) is None
+    info.write_text(json.dumps({"url": f"http://192.0.2.1:{port}", "token": _Sessions.token, "root_dir": "/srv"}))
+    started = time.monotonic()
+    assert nbcheck.notebook_from_server("k1", str(runtime)) is None
+    assert time.monotonic() - started < 0.5  # not even tried: the token stays on this machine
+
+
+def test_rubric_problems_are_one_line(bare_kernel, tmp_path):
+    km, home = bare_kernel
+    old = tmp_path / "old"
+    shutil.copytree(MINI_RUBRICS.parent, old)
+    yml = old / "rubrics" / "mini.yml"
+    yml.write_text(yml.read_text().replace("test_values: 2", "test_value: 2", 1))  # a check the rubric renamed
+    nbformat.write(build_notebook(["import grader", DOUBLE_OK]), str(home / "mine.ipynb"))
+    nb = run(km, ["import grader",
+                  f'grader.check("double", notebook="mine.ipynb", rubrics={str(tmp_path / "none")!r})',
+                  f'grader.check("double", notebook="mine.ipynb", rubrics={str(old / "rubrics")!r})'], None)
+    missing, renamed = answer_of(nb.cells[1])[1], answer_of(nb.cells[2])[1]
+    assert missing == f"grader.check: {tmp_path / 'none'}: no such rubrics folder"
+    assert renamed.startswith("grader.check: ") and "test_values" in renamed and "test_value" in renamed
+    assert len(renamed.splitlines()) <= 2 and "Traceback" not in renamed
+
+
+def test_colab_content_is_graded(bare_kernel):
+    """Colab has no file: the notebook's content comes from its front-end (`get_ipynb`), stood in for here
+    by a module of the same name and reply, as Colab's kernel has it."""
+    km, home = bare_kernel
+    content = nbformat.writes(build_notebook(["import grader", DOUBLE_BUGGY]))
+    fake = (
+        "import json, sys, types\n"
+        "google, colab, message = (types.ModuleType(n) for n in ('google', 'google.colab', 'google.colab._message'))\n"
+        f"_nb = json.loads({content!r}); _nb['metadata']['colab'] = {{'name': 'Copy of lab.ipynb'}}\n"
+        "message.blocking_request = lambda kind, request='', timeout_sec=5, parent=None: "
+        "{'ipynb': _nb} if kind == 'get_ipynb' else None\n"
+        "google.colab, colab._message = colab, message\n"
+        "sys.modules.update({'google': google, 'google.colab': colab, 'google.colab._message': message})"
+    )
+    nb = run(km, ["import grader", fake, 'grader.check("double")',
+                  "for m in ('google', 'google.colab', 'google.colab._message'): del sys.modules[m]"], None)
+    html, text = answer_of(nb.cells[2])
+    assert text.startswith("Graded Colab notebook Copy of lab.ipynb (sha256 ") and "Score: 0 / 3" in html
 
 
 def test_the_service_and_its_worker_end_with_the_kernel(tmp_path, course):
