@@ -13,6 +13,7 @@ if the kernel is killed; its worker, in turn, dies with it. It never touches CUD
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -118,6 +119,8 @@ class Service:
         result = self.grader.grade(path, only=only)
         if result.sha256 != submission.sha256:  # saved again while it was graded: compare with what was graded
             submission = read_submission(path)
+        if mtime is None:  # name what the student knows, not our scratch file
+            result = dataclasses.replace(result, submission=f"Colab notebook {request.get('name') or ''}".strip())
         ids = [only] if only else list(self.assignment.exercises)
         unsaved = [] if mtime is None else unsaved_exercises(submission.notebook, request.get("ran") or [], ids)
         return {"result": result.to_dict(), "html": feedback_html(result), "mtime": mtime, "unsaved": unsaved}

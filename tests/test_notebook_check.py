@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -130,6 +132,14 @@ def test_the_kernel_never_imports_torch_and_unknown_ids_get_one_line(kernel):
     assert text.startswith("grader.check: no exercise 'dubble' in mini (did you mean 'double'?)")
     assert len(text.splitlines()) == 2 and "Traceback" not in text
     assert answer_of(nb.cells[3])[1] == "False"
+    service = eval(run(km, ["from grader import notebook; notebook.service_pids()"], None).cells[0].outputs[0]["data"]["text/plain"])[0]  # noqa: S307
+    assert "libtorch" not in Path(f"/proc/{service}/maps").read_text()  # torch (and CUDA) only in the worker
+
+
+def test_import_grader_stays_cheap():
+    code = ("import sys, grader; assert 'torch' not in sys.modules and 'grader.notebook' not in sys.modules; "
+            "grader.check; assert 'grader.notebook' in sys.modules and 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +271,7 @@ def test_colab_content_is_graded(bare_kernel):
                   "for m in ('google', 'google.colab', 'google.colab._message'): del sys.modules[m]"], None)
     html, text = answer_of(nb.cells[2])
     assert text.startswith("Graded Colab notebook Copy of lab.ipynb (sha256 ") and "Score: 0 / 3" in html
+    assert "\nColab notebook Copy of lab.ipynb  (mini)" in text
 
 
 def test_the_service_and_its_worker_end_with_the_kernel(tmp_path, course):
