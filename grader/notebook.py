@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GraderError
@@ -38,6 +38,7 @@ GONE_NOTEBOOK = "the notebook this kernel was started for, {path}, is gone (rena
 NO_FILE = "no notebook file {path}"
 UNSAVED = "you ran code for `{id}` that is not in the saved file: save with Ctrl+S, then check again"
 SERVICE_FAILED = "the grading service stopped: {why}"
+CRASH_TIP = "check again; if it keeps failing, run `grader check NOTEBOOK` in a terminal and show its output to your TA"
 
 
 class NotebookNotFound(GraderError):
@@ -56,7 +57,6 @@ class CheckAnswer:
     feedback_html: str = ""
     error: str | None = None
     tip: str = ""
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def score(self) -> float:
@@ -85,7 +85,7 @@ class CheckAnswer:
         from .report import render_text
 
         lines = [self.what_was_graded()]
-        lines += [f"WARNING {w}" for w in (*self.warnings, *(UNSAVED.format(id=ex) for ex in self.unsaved))]
+        lines += [f"WARNING {UNSAVED.format(id=ex)}" for ex in self.unsaved]
         return "\n".join(lines + ["", render_text(self.result)])
 
     __repr__ = __str__
@@ -105,8 +105,8 @@ class CheckAnswer:
         parts = [f"<div class='torchgrade-answer' style='border-left:4px solid {colour};padding:4px 10px'>",
                  f"<p style='font-size:1.15em;margin:.2em 0'><b>Score: {r.score:g} / {r.max_score:g}</b></p>",
                  f"<p style='opacity:.75;margin:.2em 0'>{e(self.what_was_graded())}</p>"]
-        for text in (*self.warnings, *(UNSAVED.format(id=ex) for ex in self.unsaved)):
-            parts.append(f"<p style='background:rgba(255,193,7,.25);padding:4px 8px'>⚠ {e(text)}</p>")
+        for ex in self.unsaved:
+            parts.append(f"<p style='background:rgba(255,193,7,.25);padding:4px 8px'>⚠ {e(UNSAVED.format(id=ex))}</p>")
         parts += [self.feedback_html, "</div>"]
         return "\n".join(parts)
 
@@ -126,11 +126,14 @@ def _check(only: str | None, notebook, rubrics) -> CheckAnswer:
     args = f'"{only}", ' if only else ""
     try:
         target = locate_notebook(notebook, args)
-        service = _service(str(Path(rubrics).resolve()) if rubrics else os.environ.get(RUBRICS_ENV) or None)
+        rubrics = rubrics or os.environ.get(RUBRICS_ENV)
+        service = _service(str(Path(rubrics).expanduser().resolve()) if rubrics else None)
         answer = service.ask({"only": only, "ran": _ran_cells() if "notebook" in target else [], **target},
                              only)
     except GraderError as e:
         return CheckAnswer(graded="", error=str(e), tip=e.tip)
+    except Exception as e:  # noqa: BLE001 - a student at midnight gets one line, not our traceback
+        return CheckAnswer(graded="", error=f"the grader itself failed: {type(e).__name__}: {e}", tip=CRASH_TIP)
     graded = target.get("notebook") or f"Colab notebook {target.get('name') or ''}".strip()
     if not answer["ok"]:
         return CheckAnswer(graded=graded, error=answer["error"], tip=answer.get("tip", ""))
@@ -173,9 +176,13 @@ def locate_notebook(explicit=None, args: str = "") -> dict:
 
 
 def _colab_notebook() -> dict:
-    from google.colab import _message  # type: ignore[import-not-found]
+    try:
+        from google.colab import _message  # type: ignore[import-not-found]
 
-    reply = _message.blocking_request("get_ipynb", request="", timeout_sec=30)
+        reply = _message.blocking_request("get_ipynb", request="", timeout_sec=30)
+    except Exception as e:  # noqa: BLE001 - Colab's own errors (a timeout of its front-end)
+        raise NotebookNotFound(f"Colab did not hand over the notebook's content ({type(e).__name__}: {e})",
+                               "run the check cell again") from None
     content = (reply or {}).get("ipynb")
     if not content:
         raise NotebookNotFound("Colab did not hand over the notebook's content", "run the check cell again")
