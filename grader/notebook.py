@@ -224,7 +224,7 @@ def notebook_from_server(kernel_id: str | None, runtime_dir: str | None = None) 
             url = info["url"]
             if urllib.parse.urlparse(url).hostname not in LOOPBACK:
                 continue  # the token must not leave this machine
-            request = urllib.request.Request(urllib.parse.urljoin(url, "api/sessions"),
+            request = urllib.request.Request(url.rstrip("/") + "/api/sessions",  # JupyterHub: .../user/NAME/
                                              headers={"Authorization": f"token {info.get('token', '')}"})
             with direct.open(request, timeout=SERVER_TIMEOUT_S) as reply:
                 sessions = json.loads(reply.read())

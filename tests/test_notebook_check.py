@@ -179,7 +179,7 @@ class _Sessions(http.server.BaseHTTPRequestHandler):
     token = "secret-token"
 
     def do_GET(self):  # noqa: N802 - the http.server API
-        ok = self.path == "/api/sessions" and self.headers.get("Authorization") == f"token {self.token}"
+        ok = self.path in ("/api/sessions", "/user/ada/api/sessions") and self.headers.get("Authorization") == f"token {self.token}"
         body = json.dumps(self.sessions if ok else {"message": "Forbidden"}).encode()
         self.send_response(200 if ok else 403)
         self.send_header("Content-Type", "application/json")
@@ -229,6 +229,8 @@ def test_the_server_is_asked_only_on_loopback_and_with_its_token(tmp_path, jupyt
     info.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "token": _Sessions.token, "root_dir": "/srv"}))
     assert nbcheck.notebook_from_server("k1", str(runtime)) == Path("/srv/a.ipynb")
     assert nbcheck.notebook_from_server("k2", str(runtime)) is None
+    info.write_text(json.dumps({"url": f"http://127.0.0.1:{port}/user/ada", "token": _Sessions.token, "root_dir": "/h"}))
+    assert nbcheck.notebook_from_server("k1", str(runtime)) == Path("/h/a.ipynb")  # JupyterHub's base URL
     info.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "token": "wrong", "root_dir": "/srv"}))
     assert nbcheck.notebook_from_server("k1", str(runtime)) is None
     info.write_text(json.dumps({"url": f"http://192.0.2.1:{port}", "token": _Sessions.token, "root_dir": "/srv"}))
