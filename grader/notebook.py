@@ -192,6 +192,8 @@ def _colab_notebook() -> dict:
 
 def _kernel_id() -> str | None:
     """The kernel's id, from its connection file's name (`kernel-<id>.json`)."""
+    if "ipykernel" not in sys.modules:  # not a Jupyter kernel: nothing to ask, and nothing worth importing
+        return None
     try:
         from ipykernel.connect import get_connection_file
 

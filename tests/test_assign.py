@@ -7,6 +7,8 @@ import pytest
 
 from grader.assign import CHECK_CELL, SETUP_CELL, STUB_LINE, add_check_cells, assign, make_student_notebook, stub_source
 from grader.extract import exercise_id_of, extract_exercises
+
+from conftest import write_notebook
 from grader.errors import ConfigError
 
 
@@ -79,3 +81,15 @@ def test_check_cells_are_never_run_by_the_grader(tmp_path, mini_assignment, mini
     result = mini_grader.grade(path)
     assert result.full_marks, result
     assert not [n for e in result.exercises for n in e.notes if "grader" in n]
+
+
+def test_a_check_inside_an_exercise_cell_is_harmless(tmp_path, mini_grader):
+    """A student who writes the check into the exercise cell: it runs in the sandbox (exercise cells run
+    in full), finds no notebook there, starts nothing and returns; the exercise is graded as usual."""
+    path = write_notebook(tmp_path / "same_cell.ipynb", [
+        "import grader",
+        "# exercise: double\ndef double(x):\n    return 2 * x\ngrader.check('double')",
+        "# exercise: square\ndef square(x):\n    return x ** 2\nprint(grader.check('square'))",
+    ])
+    result = mini_grader.grade(path)
+    assert result.full_marks and result.score == 5, result
