@@ -131,8 +131,12 @@ class Service:
 
 
 def missing_module() -> str | None:
+    """The first module grading needs that this Python cannot import (without importing it: torch is slow)."""
     for module in GRADING_MODULES:
-        if importlib.util.find_spec(module) is None:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except (ImportError, ValueError):
             return module
     return None
 

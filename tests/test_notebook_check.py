@@ -28,7 +28,7 @@ pytest.importorskip("ipykernel")
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 from grader import notebook as nbcheck  # noqa: E402
-from grader.service import unsaved_exercises  # noqa: E402
+from grader.service import NOT_INSTALLED_TIP, unsaved_exercises  # noqa: E402
 
 DOUBLE_OK = "# exercise: double\ndef double(x):\n    return 2 * x"
 DOUBLE_BUGGY = "# exercise: double\ndef double(x):\n    return x + x + 1"
@@ -237,6 +237,29 @@ def test_the_server_is_asked_only_on_loopback_and_with_its_token(tmp_path, jupyt
     started = time.monotonic()
     assert nbcheck.notebook_from_server("k1", str(runtime)) is None
     assert time.monotonic() - started < 0.5  # not even tried: the token stays on this machine
+
+
+HIDE_TORCH = """import sys
+class HideTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+sys.meta_path.insert(0, HideTorch())
+"""
+
+
+def test_a_python_without_torch_is_one_line(tmp_path, monkeypatch):
+    """The kernel's Python has the grader but not what grading needs: one line naming it, no traceback."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(HIDE_TORCH)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    shutil.copytree(MINI_RUBRICS.parent, tmp_path / "mini")
+    nb = tmp_path / "mine.ipynb"
+    nbformat.write(build_notebook([DOUBLE_OK]), str(nb))
+    answer = nbcheck.check("double", notebook=nb, rubrics=tmp_path / "mini" / "rubrics")
+    assert str(answer) == (f"grader.check: `torch` is not installed in the Python that runs this notebook ({sys.executable}), "
+                           f"so the grader cannot run there\n  {NOT_INSTALLED_TIP}")
+    assert answer.result is None and "Traceback" not in answer._repr_html_()
 
 
 def test_rubric_problems_are_one_line(bare_kernel, tmp_path):
