@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GraderError
+from .errors import GraderCrash, GraderError, NotebookNotFound
 from .results import SubmissionResult
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -32,17 +32,13 @@ ANSWER_SLACK_S = 60
 SERVER_TIMEOUT_S = 1.0
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
-NO_NOTEBOOK = ("cannot tell which notebook this kernel belongs to; name the file: "
-               "grader.check({args}notebook=\"my_notebook.ipynb\")")
+NAME_IT = 'name the file: grader.check({args}notebook="my_notebook.ipynb")'
+NO_NOTEBOOK = "cannot tell which notebook this kernel belongs to; " + NAME_IT
 GONE_NOTEBOOK = "the notebook this kernel was started for, {path}, is gone (renamed or moved?)"
 NO_FILE = "no notebook file {path}"
 UNSAVED = "you ran code for `{id}` that is not in the saved file: save with Ctrl+S, then check again"
 SERVICE_FAILED = "the grading service stopped: {why}"
 CRASH_TIP = "check again; if it keeps failing, run `grader check NOTEBOOK` in a terminal and show its output to your TA"
-
-
-class NotebookNotFound(GraderError):
-    """The kernel cannot tell which notebook file it belongs to."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +167,7 @@ def locate_notebook(explicit=None, args: str = "") -> dict:
     if session and Path(session).is_file():
         return {"notebook": str(Path(session).resolve())}
     if session:
-        raise NotebookNotFound(GONE_NOTEBOOK.format(path=session), NO_NOTEBOOK.format(args=args))
+        raise NotebookNotFound(GONE_NOTEBOOK.format(path=session), NAME_IT.format(args=args))
     raise NotebookNotFound(NO_NOTEBOOK.format(args=args))
 
 
@@ -279,11 +275,11 @@ class _Service:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             if not sel.select(timeout):
                 self.kill()
-                raise GraderError(SERVICE_FAILED.format(why=f"no answer within {timeout:.0f} s"),
+                raise GraderCrash(SERVICE_FAILED.format(why=f"no answer within {timeout:.0f} s"),
                                   "check again: a fresh service starts")
         line = self.proc.stdout.readline()
         if not line:
-            raise GraderError(SERVICE_FAILED.format(why=self._death()), "check again: a fresh service starts")
+            raise GraderCrash(SERVICE_FAILED.format(why=self._death()), "check again: a fresh service starts")
         return json.loads(line)
 
     def _death(self) -> str:
@@ -297,7 +293,7 @@ class _Service:
             hello = self._line(START_TIMEOUT_S)
             if hello.get("refused"):
                 self.kill()
-                raise GraderError(*hello["refused"])
+                raise GraderCrash(*hello["refused"])
             self.hello = hello
         return self.hello
 

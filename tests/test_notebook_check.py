@@ -159,6 +159,11 @@ def test_no_notebook_found_gives_the_fix(bare_kernel):
         'grader.check: cannot tell which notebook this kernel belongs to; name the file: '
         'grader.check("double", notebook="my_notebook.ipynb")')
     assert answer_of(nb.cells[2])[1].startswith(f"grader.check: no notebook file {home / 'mine.ipynb'}")
+    nb = run(km, ["import grader, os", "os.environ['JPY_SESSION_NAME'] = '/gone/old.ipynb'", "grader.check_all()",
+                  "del os.environ['JPY_SESSION_NAME']"], None)
+    assert answer_of(nb.cells[2])[1] == (
+        "grader.check: the notebook this kernel was started for, /gone/old.ipynb, is gone (renamed or moved?)\n"
+        '  name the file: grader.check(notebook="my_notebook.ipynb")')
 
 
 def test_explicit_and_vscode_notebooks(bare_kernel):
