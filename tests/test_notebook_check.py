@@ -6,6 +6,7 @@ with a 3 s time limit so that the hanging exercise costs little.
 
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import os
@@ -103,6 +104,19 @@ def test_buggy_exercise_shows_expected_found_and_hint(kernel):
     assert re.search(r"double\(3\) is wrong.\s+Expected: 6\s+Found:\s+7", html)
     assert "Hint: Lecture: most operations work on tensors as on numbers." in html
     assert "✗ double" in text and "test_values  (0 / 2)" in text
+
+
+def test_same_verdict_as_grader_check(kernel, course):
+    """Otter #138: a "passed" in the notebook while the real grading fails. Here both are one pipeline."""
+    km, path = kernel
+    nb = run(km, ["import grader, json", DOUBLE_BUGGY, SQUARE_OK, "json.dumps(grader.check_all().result.to_dict())"], path)
+    in_notebook = json.loads(ast.literal_eval(answer_of(nb.cells[3])[1]))
+    cli = subprocess.run([sys.executable, "-m", "grader", "check", str(path), "--format", "json", "--rubrics", str(course)],
+                         capture_output=True, text=True)
+    graded = json.loads(cli.stdout)
+    verdict = lambda r: (r["sha256"], r["score"], r["max_score"],  # noqa: E731
+                         [(e["id"], e["status"], [(c["id"], c["status"], c["score"]) for c in e["checks"]]) for e in r["exercises"]])
+    assert verdict(in_notebook) == verdict(graded) and in_notebook["score"] == 2
 
 
 def test_hanging_exercise_is_stopped_at_its_time_limit(kernel):
