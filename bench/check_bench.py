@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def main() -> None:
         kernel.close()
         floor.stdin.close()
         floor.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
     med = statistics.median
     first_s = eval(first)[0]  # noqa: S307
