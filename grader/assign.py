@@ -3,11 +3,15 @@
 A region between `### BEGIN SOLUTION` and `### END SOLUTION` becomes `raise NotImplementedError`,
 unless a `### BEGIN STUB` ... `### END STUB` block of commented lines follows it: then those
 lines, uncommented, are the stub (for exercises that repair the lecture's buggy code).
+After each exercise comes a cell that checks it (`grader.check("ID")`, as Otter does), and before the
+first code cell one `import grader`: grading ignores both (no exercise marker; another cell's top-level
+calls never run, and `import grader` is the grader's own package).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import nbformat
@@ -18,6 +22,8 @@ from .extract import exercise_id_of
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_STUB, END_STUB = "### BEGIN STUB", "### END STUB"
 STUB_LINE = 'raise NotImplementedError("{id}: replace this line with your code")'
+CHECK_CELL = 'grader.check("{id}")'
+SETUP_CELL = 'import grader  # grader.check("ID") grades this notebook as saved: save (Ctrl+S), then check'
 
 
 def stub_source(source: str, exercise_id: str, where: str) -> str:
@@ -79,7 +85,29 @@ def make_student_notebook(solution: nbformat.NotebookNode, path: Path) -> nbform
             cell.source = stub_source(cell.source, ex_id, f"{path}, cell {index + 1}")
         elif BEGIN in cell.source:
             raise ConfigError(f"{path}, cell {index + 1}: a solution region outside an exercise cell")
+    add_check_cells(nb)
     return nb
+
+
+def add_check_cells(nb: nbformat.NotebookNode) -> None:
+    """A check cell after each exercise's last cell, `import grader` before the first code cell; cells
+    with fixed ids, so that `grader assign --check` compares equal, and none where the author wrote one."""
+    last_of = {exercise_id_of(cell): i for i, cell in enumerate(nb.cells)}
+    last_of.pop(None, None)
+    for ex_id, i in sorted(last_of.items(), key=lambda item: -item[1]):
+        source = CHECK_CELL.format(id=ex_id)
+        following = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        if following is None or following.source.strip() != source:
+            nb.cells.insert(i + 1, _code_cell(source, f"check-{ex_id}"))
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    if code and not any(re.match(r"\s*import\s+grader\b", nb.cells[i].source) for i in code):
+        nb.cells.insert(code[0], _code_cell(SETUP_CELL, "grader-setup"))
+
+
+def _code_cell(source: str, cell_id: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = cell_id[:64]
+    return cell
 
 
 def assign(solution_path: Path, exercise_path: Path, check_only: bool = False) -> bool:

@@ -37,6 +37,10 @@ class GraderCrash(GraderError):
     """The grader's own machinery failed (SPEC: exit code 3), not the student's code."""
 
 
+class NotebookNotFound(GraderError):
+    """`grader.check` in a kernel cannot tell which notebook file the kernel belongs to."""
+
+
 def did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -211,6 +211,12 @@ class FeedbackRenderer:
         return body
 
 
+def feedback_html(result: SubmissionResult) -> str:
+    """The feedback page's per-exercise blocks as one HTML fragment (`grader.check` shows it in a notebook)."""
+    return "\n".join(f"<div class='torchgrade-exercise'>{_markdown_to_html(feedback_markdown(ex))}</div>"
+                     for ex in result.exercises)
+
+
 # -- class-level files --------------------------------------------------------------------------
 
 
