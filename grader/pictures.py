@@ -218,7 +218,7 @@ def _graph_svg(graph: dict) -> tuple[str, float]:
     height = y - gap_y + 14 + legend_rows * 15 + pad
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
              f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' {_SANS} font-size='11'>",
-             f"<rect width='100%' height='100%' fill='#ffffff'/>"]
+             "<rect width='100%' height='100%' fill='#ffffff'/>"]
     if graph.get("title"):
         parts.append(f"<text x='{pad}' y='{pad + 12}' font-size='12.5' font-weight='600' fill='#222'>"
                      f"{_esc(graph['title'])}</text>")
