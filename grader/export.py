@@ -197,6 +197,17 @@ def _with_attachments(source: str, attachments) -> str:
     return _ATTACHMENT_REF.sub(inline, source)
 
 
+def _base_templates() -> dict:
+    """nbconvert's templates where Jupyter does not look for them: nbconvert installed in the base
+    Python of a virtual environment made with --system-site-packages (without this every page fails)."""
+    import sys
+
+    root = Path(sys.base_prefix) / "share" / "jupyter" / "nbconvert" / "templates"
+    if sys.base_prefix == sys.prefix or not root.is_dir():
+        return {}
+    return {"extra_template_basedirs": [str(root)], "extra_template_paths": [str(root)]}
+
+
 class FeedbackRenderer:
     """The student's own notebook, outputs removed, feedback after each exercise's last cell."""
 
@@ -206,7 +217,7 @@ class FeedbackRenderer:
 
         self.exporter = HTMLExporter(template_name="lab", template_file="torchgrade-feedback.html.j2",
                                      extra_loaders=[DictLoader({"torchgrade-feedback.html.j2": _FEEDBACK_TEMPLATE})],
-                                     filters={"markdown2html": _markdown_to_html})
+                                     filters={"markdown2html": _markdown_to_html}, **_base_templates())
 
     def render(self, notebook: nbformat.NotebookNode, result: SubmissionResult) -> str:
         nb = nbformat.v4.new_notebook(metadata={"language_info": {"name": "python"}})
