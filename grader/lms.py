@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .read import MAX_NOTEBOOK_BYTES
+from .safe_text import csv_cell
 
 CANVAS, MOODLE = "canvas", "moodle"
 
@@ -240,13 +241,6 @@ class RosterEntry:
     email: str = ""
 
 
-def _csv_cell(value) -> str:
-    """Text cells neutralised against formula injection (OWASP): a leading = + - @ TAB or CR gets a `'`.
-    (The same meaning as grader.safe_text.csv_cell; numbers we compute are written as they are.)"""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _uncell(text: str) -> str:
     """A roster cell as the LMS meant it: a `'` we (or the LMS) put before a formula character removed."""
     return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
@@ -309,8 +303,8 @@ def canvas_csv(finals, roster: dict[str, RosterEntry], assignment: str, assignme
     for f in finals:
         r = roster.get(f.student, RosterEntry())
         anonymous = f.student.startswith("anon_")
-        w.writerow([_csv_cell(r.name or f.name), "" if anonymous else _csv_cell(f.student), _csv_cell(r.sis_user_id),
-                    _csv_cell(r.sis_login_id), _csv_cell(r.section), f"{f.final:g}"])
+        w.writerow([csv_cell(r.name or f.name), "" if anonymous else csv_cell(f.student), csv_cell(r.sis_user_id),
+                    csv_cell(r.sis_login_id), csv_cell(r.section), f"{f.final:g}"])
     return out.getvalue()
 
 
@@ -326,6 +320,6 @@ def moodle_csv(finals, roster: dict[str, RosterEntry], max_score: float) -> str:
     for f in finals:
         r = roster.get(f.student, RosterEntry())
         submitted = f.submitted_at.strftime(MOODLE_DATE) if f.submitted_at else "-"
-        w.writerow([f"Participant {f.student}", _csv_cell(r.name or f.name), _csv_cell(r.email), MOODLE_STATUS,
-                    f"{f.final:.2f}", f"{max_score:.2f}", "Yes", submitted, "-", _csv_cell(html.escape(f.comment))])
+        w.writerow([f"Participant {f.student}", csv_cell(r.name or f.name), csv_cell(r.email), MOODLE_STATUS,
+                    f"{f.final:.2f}", f"{max_score:.2f}", "Yes", submitted, "-", csv_cell(html.escape(f.comment))])
     return out.getvalue()

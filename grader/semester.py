@@ -17,7 +17,8 @@ from pathlib import Path
 from .adjust import ADJUSTMENTS_FILE, Adjustment, load_adjustments
 from .errors import ConfigError, did_you_mean
 from .discover import file_stem
-from .lms import CANVAS, MOODLE, Identity, _csv_cell, canvas_csv, load_roster, moodle_csv
+from .lms import CANVAS, MOODLE, Identity, canvas_csv, load_roster, moodle_csv
+from .safe_text import csv_cell
 from .policy import Lateness, Policy, find_policy, load_policy
 
 FINAL_CSV, CANVAS_CSV, MOODLE_CSV = "final_grades.csv", "canvas_gradebook.csv", "moodle_grading_worksheet.csv"
@@ -180,10 +181,10 @@ def final_csv(finals) -> str:
                 "late_credit", "adjustments", "final", "notes"])
     for f in finals:
         la = f.lateness
-        w.writerow([_csv_cell(f.student), _csv_cell(f.name), f.lms, f"{f.raw:g}", f"{f.max_score:g}",
+        w.writerow([csv_cell(f.student), csv_cell(f.name), f.lms, f"{f.raw:g}", f"{f.max_score:g}",
                     la.submitted_at or "", la.time_source, la.due, f"{la.hours_late:g}", f"{la.credit:g}",
-                    _csv_cell(" | ".join(a.describe() for a in f.adjustments)), f"{f.final:g}",
-                    _csv_cell(" | ".join(f.notes))])
+                    csv_cell(" | ".join(a.describe() for a in f.adjustments)), f"{f.final:g}",
+                    csv_cell(" | ".join(f.notes))])
     return out.getvalue()
 
 

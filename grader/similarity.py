@@ -24,6 +24,7 @@ from .export import write_atomic
 from .extract import extract_exercises
 from .gradebook import Gradebook
 from .read import read_submission
+from .safe_text import for_terminal
 from .semester import FINAL_CSV, SIMILARITY_HTML
 
 NOISE_CHARS = 25  # matches shorter than this (in normalised code) are ignored: `for i in range(n):` is not copying
@@ -33,6 +34,8 @@ GUARANTEE_CHARS = NOISE_CHARS
 TABLE_PAIRS, DETAIL_PAIRS = 300, 50  # a class of 200 has 19,900 pairs: the report shows the top ones
 NO_GRADEBOOK = "{out}: no gradebook.sqlite here; run `grader grade SUBMISSIONS --out {out}` first"
 LINK_START, LINK_END = "<!-- torchgrade:similarity -->", "<!-- /torchgrade:similarity -->"
+NO_COPYDETECT = ("`grader similarity` needs the copydetect package, which is not installed",
+                 "pip install 'torchgrade[similarity]'")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
     out = Path(out)
     if not (out / "gradebook.sqlite").is_file():
         raise ConfigError(NO_GRADEBOOK.format(out=out))
+    try:
+        import copydetect  # noqa: F401 - an optional dependency: say so before reading the class
+    except ImportError:
+        raise ConfigError(NO_COPYDETECT[0], NO_COPYDETECT[1]) from None
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # copydetect logs per file
     gradebook = Gradebook(out / "gradebook.sqlite")
     try:
@@ -148,13 +155,8 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
     path = out / SIMILARITY_HTML
     write_atomic(path, render_html(assignment.name, shown, names, codes, notes))
     _link_from_summary(out)
-    lines = tuple(f"{p.score:6.1%}  {_printable(p.a)}  {_printable(p.b)}" for p in shown[:top])
+    lines = tuple(f"{p.score:6.1%}  {for_terminal(p.a, one_line=True)}  {for_terminal(p.b, one_line=True)}" for p in shown[:top])
     return Report(path, len(codes), len(ranked), tuple(shown), tuple(notes), lines)
-
-
-def _printable(text: str) -> str:
-    """A student id as the terminal may show it: no control characters of the student's."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _names(out: Path) -> dict[str, str]:
