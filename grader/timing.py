@@ -63,6 +63,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .calibration import NO_CALIBRATION, NOT_SEPARABLE, ThresholdPolicy  # noqa: F401 - rubrics import them here
 from .checks import fail
 
 # Our own references, taken before any student code is loaded.
@@ -464,74 +465,7 @@ def measure_speedup(student, reference, make_inputs, *, threshold: float, device
 
 # -- thresholds: fixed, or calibrated on the grading machine ---------------------------------------
 
-POLICY_KEYS = {"least", "share", "separable"}
-NOT_SEPARABLE = ("this machine cannot tell the reference solution from {reference}: the reference solution "
-                 "reached only {speedup:.3g}× its speed here (at least {separable:g}× is needed to judge yours), "
-                 "so no speed verdict is given on {where}")
-NO_CALIBRATION = "the reference solution's speed could not be measured here ({why}), so no speed verdict is given"
-
-
-@dataclass(frozen=True)
-class ThresholdPolicy:
-    """How the assignment YAML sets one device's speed threshold (`exercises.<id>.thresholds.<device>`).
-
-    A number: a fixed threshold. A mapping: calibrated on the grading machine, where the reference
-    solution reached a speed-up R over the same reference, by the same clock; the threshold is then
-    max(`least`, R ** `share`): clearly faster than the reference, and at least `share` of the reference
-    solution's gain in log scale (0.5: the geometric mean of 1 and R). Where R < `separable` the machine
-    cannot tell the reference solution from the reference: the check is skipped (SPEC "Rubrics")."""
-
-    fixed: float | None = None
-    least: float = 1.0
-    share: float = 0.5
-    separable: float = 1.0
-
-    @classmethod
-    def from_config(cls, value, where: str) -> "ThresholdPolicy":
-        """From the YAML value at `where` ("exercises.beat_pdist.thresholds.cpu"); ValueError names it."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return cls(fixed=_float(value))
-        if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a number (a fixed threshold) or a mapping with "
-                             f"{', '.join(sorted(POLICY_KEYS))}, found {value!r}")
-        for key in value:
-            if key not in POLICY_KEYS:
-                raise ValueError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(POLICY_KEYS))})")
-        numbers = {k: value[k] for k in POLICY_KEYS if k in value}
-        for key, number in numbers.items():
-            if not isinstance(number, (int, float)) or isinstance(number, bool) or number <= 0:
-                raise ValueError(f"{where}.{key}: expected a number > 0, found {number!r}")
-        policy = cls(**{k: _float(v) for k, v in numbers.items()})
-        if policy.share > 1:
-            raise ValueError(f"{where}.share: at most 1 (the reference solution's whole gain), found {policy.share:g}")
-        return policy
-
-    @property
-    def calibrated(self) -> bool:
-        return self.fixed is None
-
-    def threshold(self, reference_speedup: float | None) -> float:
-        if self.fixed is not None:
-            return self.fixed
-        return _max(self.least, _float(reference_speedup) ** self.share)
-
-    def describe(self) -> str:
-        if self.fixed is not None:
-            return f"a fixed threshold of {self.fixed:g}×"
-        return (f"the larger of {self.least:g}× and the reference solution's speed-up to the power "
-                f"{self.share:g}")
-
-    def skip_reason(self, calibration: dict | None, reference: str, where: str) -> str | None:
-        """Why no verdict can be given with this `calibration` (None: judge)."""
-        if self.fixed is not None:
-            return None
-        if not calibration or "speedup" not in calibration:
-            why = (calibration or {}).get("error") or "no calibration was run"
-            return NO_CALIBRATION.format(why=why)
-        if calibration["speedup"] < self.separable:
-            return NOT_SEPARABLE.format(reference=reference, speedup=calibration["speedup"],
-                                        separable=self.separable, where=where)
-        return None
+# (ThresholdPolicy, how the YAML sets a threshold, lives in calibration.py: the grader reads it without torch.)
 
 
 def calibration_record(result: SpeedResult) -> dict:
