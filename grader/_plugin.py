@@ -71,7 +71,7 @@ def describe_exception(exc: BaseException, doing: str) -> str:
     lines = [f"{head} was raised {doing} (not inside your cells' own lines; look at what your code returned)."]
     if frames:
         last = frames[-1]
-        lines[0] = f"Your code raised {head} {doing}, at {last.filename}, line {last.lineno}."
+        lines[0] = f"{doing[0].upper()}{doing[1:]}, your code raised {head} (at {last.filename}, line {last.lineno})."
         lines.append("Traceback (your cells only):")
         for f in frames[-6:]:
             lines.append(f"  {f.filename}, line {f.lineno}, in {f.name}")

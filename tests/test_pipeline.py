@@ -74,7 +74,7 @@ def test_each_failure_costs_only_its_exercise(mini_grader, tmp_path, code, statu
 def test_error_message_points_at_the_students_line(mini_grader, tmp_path):
     r = grade(mini_grader, tmp_path, double="def double(x):\n    y = x\n    return y.nope")
     msg = r.exercise("double").checks[0].message
-    assert msg.startswith("AttributeError") or "Your code raised AttributeError" in msg
+    assert msg.startswith("AttributeError") or "your code raised AttributeError" in msg
     assert "cell 2, line 4" in msg and "return y.nope" in msg  # line 1 is the marker
 
 
