@@ -73,7 +73,7 @@ def test_threads_a_call_starts_are_charged_to_it():
     end = cpu_sample()
     own = end[0] - start[0]
     charged = charged_cpu(start, end)
-    assert own < 0.01 and charged > 0.025, (own, charged)
+    assert charged > 0.025 and own < 0.2 * charged, (own, charged)  # the thread burnt 0.03 s by its own clock
 
 
 def test_threshold_policy_from_the_yaml():
