@@ -489,8 +489,25 @@ def expect_speedup(result: SpeedResult, *, what: str, reference_name: str, input
         found=result.summary(),
         where=f"{result.where()}; {inputs}, fresh random inputs for every timed call",
         fix=fix,
+        picture=timing_picture(result, reference_name),
     )
 
 
+def timing_picture(result: SpeedResult, reference_name: str) -> dict | None:
+    """The measurement the verdict came from, as plain data for the feedback picture (grader.pictures):
+    every timed pair of calls, the median ratio and the threshold."""
+    pairs = [(s, r) for s, r in zip(result.student_times, result.reference_times) if _isfinite(s) and _isfinite(r)]
+    if not pairs:
+        return None
+    caption = f"median of {len(pairs)} interleaved pairs, by {result.clock} on {result.where()}"
+    if result.reference_speedup is not None:
+        caption += f"; the reference solution reached {result.reference_speedup:.3g}x here"
+    short = reference_name.split(" (", 1)[0].removeprefix("the ")  # "torch.pdist version": a label, not a sentence
+    return {"kind": "timing", "title": f"your calls against the {short}", "caption": caption,
+            "student_label": "yours", "reference_label": short,
+            "student_s": [s for s, _ in pairs], "reference_s": [r for _, r in pairs],
+            "ratio": result.speedup, "threshold": result.threshold}
+
+
 __all__ = ["SpeedResult", "ThresholdPolicy", "measure_speedup", "expect_speedup", "describe_device",
-           "calibration_record", "cpu_sample", "charged_cpu", "probe_cpu_clock"]
+           "calibration_record", "timing_picture", "cpu_sample", "charged_cpu", "probe_cpu_clock"]

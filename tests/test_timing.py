@@ -219,3 +219,23 @@ def test_dask_gives_the_local_verdict_on_a_near_threshold_solution(assignment, g
     assert graders and all("MALLOC_TRIM_THRESHOLD_" not in env and env["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
                            for env in graders)  # ... and no grading worker has it
     assert via_dask == local == {"cdist": "passed", "pdist": "failed"}
+
+
+def test_a_failed_speed_check_carries_its_measurement_as_a_picture():
+    """The picture of a timing verdict is drawn from the very pairs the verdict came from (issue 17)."""
+    from grader import pictures
+    from grader.checks import CheckFailure
+    from grader.timing import CLOCK_CPU, SpeedResult, expect_speedup
+
+    result = SpeedResult(speedup=0.99, threshold=1.6, device="cpu", threads=1, clock=CLOCK_CPU, pairs=3,
+                         ratios=(0.98, 0.99, 1.0), student_s=0.021, reference_s=0.021,
+                         student_times=(0.021, float("inf"), 0.022), reference_times=(0.0206, 0.021, 0.022),
+                         reference_speedup=2.6, policy="calibrated")
+    with pytest.raises(CheckFailure) as failure:
+        expect_speedup(result, what="lunif_fast", reference_name="the torch.pdist version (the lecture's lunif)",
+                       inputs="x of shape (512, 500)", fix="one matrix product")
+    data = pictures.clean(failure.value.picture)
+    assert data["student_s"] == [0.021, 0.022] and data["reference_s"] == [0.0206, 0.022]  # the unfinished pair left out
+    assert data["ratio"] == 0.99 and data["threshold"] == 1.6 and data["reference_label"] == "torch.pdist version"
+    svg = pictures.timing_svg(data)
+    assert "needed ×1.6" in svg and "×0.99" in svg
