@@ -18,7 +18,12 @@ from .errors import did_you_mean
 MARKER = re.compile(r"^#\s*exercise\s*:\s*(\S+)\s*$", re.IGNORECASE)
 TAG = re.compile(r"^exercise\s*:\s*(\S+)$", re.IGNORECASE)
 # A line IPython would rewrite: `%magic`, `!shell`, `x = !shell`, `x = %magic`.
-MAGIC_LINE = re.compile(r"^(\s*)(?:[%!]|[\w.,\s\[\]]+=\s*[%!])")
+# Also IPython's help (`obj?`, `obj??`, `?obj`) and its `/f x` autocall escape.
+MAGIC_LINE = re.compile(r"^(\s*)(?:[%!]|[\w.,\s\[\]]+=\s*[%!]|\?{1,2}[\w.*]|[\w.*\[\]]+\?{1,2}\s*$|/\w)")
+# What a paste from a web page or PDF leaves at the start of a line: BOM, zero-width and non-breaking spaces.
+INVISIBLE = "\ufeff\u200b\u2060\u00a0"
+ZERO_WIDTH = re.compile("^([ \t]*)[\ufeff\u200b\u2060]+", re.MULTILINE)
+NBSP_BEFORE_COMMENT = re.compile(r"^[ \t\u00a0]*\u00a0[ \t\u00a0]*(?=#|$)", re.MULTILINE)
 CONTEXT_NODES = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 MISSING_MESSAGE = "no cell marked `# exercise: {id}`"
@@ -27,6 +32,10 @@ MARKER_NOT_CODE = "`{marker}` is in a {kind} cell ({cell}); the marker must be t
 CELL_MAGIC_KEPT = ("{cell} starts with the cell magic `{magic}`: grading uses its imports, defs and classes "
                    "without that line")
 CELL_MAGIC_DROPPED = "{cell} was skipped: its cell magic `{magic}` makes it {language}, not Python{lost}"
+TOP_LEVEL_AWAIT = ("top-level `await` runs only in Jupyter (IPython), not in a Python module: put it inside an "
+                   "`async def`, or leave it out of the exercise's cell")
+AWAIT_REMOVED = ("{cell}: removed the IPython-only top-level `await` in {what}{more} (Python allows `await` only "
+                 "inside an `async def`)")
 SYNTAX_DROPPED = "{cell} was skipped: it is not valid Python ({error}){lost}"
 COMPILE_NOTE = ("`torch.compile` runs your code uncompiled here: its C++ compiler does not fit the grading sandbox's "
                 "limits, so the code is graded, and timed, as the plain PyTorch it is written in")
@@ -94,10 +103,15 @@ def exercise_id_of(cell: nbformat.NotebookNode) -> str | None:
         if m:
             return m.group(1).lower()
     for line in python_lines(cell.source):
-        if line.strip():
-            m = MARKER.match(line.strip())
+        if _bare(line):
+            m = MARKER.match(_bare(line))
             return m.group(1).lower() if m else None
     return None
+
+
+def _bare(line: str) -> str:
+    """A line without surrounding whitespace, nor the invisible characters a paste may leave (BOM, U+200B)."""
+    return line.strip().strip(INVISIBLE).strip()
 
 
 def cell_magic(source: str) -> str | None:
@@ -140,6 +154,10 @@ def _parse_cell(source: str, label: str) -> tuple[ast.Module | None, str, list[s
         return ast.parse(source, label), source, [], None
     except SyntaxError:
         pass
+    # What the student sees: a zero-width character (BOM) at a line's start is dropped, and U+00A0 before a
+    # comment (a pasted marker) becomes a space. U+00A0 in code's indentation stays an error, as in Jupyter.
+    source = ZERO_WIDTH.sub(r"\1", source)
+    source = NBSP_BEFORE_COMMENT.sub(lambda m: " " * len(m.group()), source)
     stripped, removed = strip_magics(source)
     try:
         return ast.parse(stripped, label), stripped, removed, None
@@ -147,11 +165,50 @@ def _parse_cell(source: str, label: str) -> tuple[ast.Module | None, str, list[s
         return None, stripped, removed, e
 
 
+def _compile_error(source: str, label: str) -> SyntaxError | None:
+    """What `ast.parse` accepts but `compile` refuses (`await` or `return` outside a function, a misplaced
+    `from __future__`): found here, so it is said as the cell's syntax error, not as a failure while loading."""
+    try:
+        compile(source, label, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        if not e.text and e.lineno:  # the compiler's errors (unlike the parser's) come without the line
+            lines = python_lines(source)
+            e.text = lines[e.lineno - 1] if e.lineno <= len(lines) else None
+        return e
+    except ValueError:  # e.g. a NUL character; the worker reports it when it loads the cell
+        return None
+    return None
+
+
+def _drop_top_level_await(source: str, tree: ast.Module) -> tuple[str, list[str]]:
+    """Top-level statements with an `await` outside any `async def` (IPython's autoawait runs them, Python
+    cannot) become `pass`, keeping line numbers, as a magic's line does; return the source and what went."""
+    lines = python_lines(source)
+    removed = []
+    for stmt in tree.body:
+        if isinstance(stmt, CONTEXT_NODES) or not _awaits_outside_functions(stmt):
+            continue
+        removed.append(f"`{lines[stmt.lineno - 1].strip()[:60]}` (line {stmt.lineno})")
+        indent = lines[stmt.lineno - 1][: stmt.col_offset]
+        lines[stmt.lineno - 1 : stmt.end_lineno] = [indent + "pass"] + [""] * (stmt.end_lineno - stmt.lineno)
+    return ("\n".join(lines), removed) if removed else (source, [])
+
+
+def _awaits_outside_functions(node: ast.AST) -> bool:
+    if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+        return True
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+        return False
+    return any(_awaits_outside_functions(child) for child in ast.iter_child_nodes(node))
+
+
 def describe_syntax_error(e: SyntaxError, label: str) -> str:
     where = f"{label}, line {e.lineno}" if e.lineno else label
     text = f"{where}: {e.msg}"
     if e.text and e.text.strip():
         text += f": `{e.text.strip()[:120]}`"
+    if "'await' outside" in e.msg:
+        text += f"; {TOP_LEVEL_AWAIT}"
     return text
 
 
@@ -217,7 +274,7 @@ def _marker_elsewhere(nb: nbformat.NotebookNode, ex_id: str) -> str | None:
     """Where a marker for `ex_id` sits that does not count: a later line, or a markdown or raw cell."""
     for index, cell in enumerate(nb.cells):
         for number, line in enumerate(python_lines(cell.get("source", "")), 1):
-            m = MARKER.match(line.strip())
+            m = MARKER.match(_bare(line))
             if not m or m.group(1).lower() != ex_id:
                 continue
             if cell.get("cell_type") != "code":
@@ -249,6 +306,34 @@ def _uses_display(own: list) -> bool:
                     getattr(node, "name", None), getattr(node, "asname", None)):
                 bound = True
     return used and not bound
+
+
+def _definition_time_names(node: ast.AST) -> set[str]:
+    """Names a def or class reads when it is defined: decorators, base classes and keywords, defaults."""
+    parts = list(getattr(node, "decorator_list", []))
+    if isinstance(node, ast.ClassDef):
+        parts += node.bases + [k.value for k in node.keywords]
+    else:
+        parts += node.args.defaults + [d for d in node.args.kw_defaults if d is not None]
+    return {n.id for part in parts for n in ast.walk(part) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _unloadable(parsed: list, own_labels: set, missing: dict) -> dict[str, tuple[str, str]]:
+    """Defs and classes of other cells that need, when defined, a name grading does not bind (`N = 4` above
+    `@lru_cache(maxsize=N)`): the NameError of the def's own name then says why (issue 14)."""
+    out = {}
+    for label, _, tree, _, _, _ in parsed:
+        if label in own_labels or tree is None:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                needed = sorted(n for n in _definition_time_names(node) if n in missing)
+                if needed:
+                    cell = missing[needed[0]][0]
+                    out[node.name] = (label, f"its definition needs `{needed[0]}`, which {cell} assigns in a "
+                                             "statement, and grading runs only the imports, defs and classes of "
+                                             "other cells")
+    return out
 
 
 def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str, ExerciseSource], tuple[str, ...]]:
@@ -314,6 +399,12 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
         for label, _, tree, source, removed, error in own:
             for magic in removed:
                 ex_notes.append(f"{label}: removed the IPython command `{magic[:80]}` (it is not Python)")
+            if error is None and tree is not None:
+                source, awaited = _drop_top_level_await(source, tree)
+                if awaited:
+                    more = f" and {len(awaited) - 1} more" if len(awaited) > 1 else ""
+                    ex_notes.append(AWAIT_REMOVED.format(cell=label, what=awaited[0], more=more))
+            error = error or _compile_error(source, label)
             if error is not None and syntax_error is None:
                 syntax_error = describe_syntax_error(error, label)
             chunks.append(Chunk(label, source, True, label))
@@ -323,6 +414,8 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
         for (label, name), why in elsewhere.items():
             if label not in own_labels and name not in defined:
                 missing_names.setdefault(name, (label, why))
+        for name, (label, why) in _unloadable(parsed, own_labels, missing_names).items():
+            missing_names.setdefault(name, (label, why))
         out[ex_id] = ExerciseSource(
             ex_id,
             tuple(int(p[0].split()[1]) for p in own),

@@ -203,3 +203,64 @@ def test_names_bound_in_another_exercise_cell_are_known_too():
     sources, _ = extract_exercises(n, ["a", "b"])
     assert sources["b"].elsewhere["SCALE"][0] == "cell 2"
     assert "SCALE" not in sources["a"].elsewhere  # its own cell binds it
+
+
+# -- QA (issue 14): what editors and copy-paste put into real cells ------------------------------------------
+
+
+@pytest.mark.parametrize("first_line", ["\ufeff# exercise: views", "\u00a0# exercise: views", "\u200b# exercise: views",
+                                        "#\u00a0exercise:\u00a0views\u00a0"])
+def test_marker_with_bom_or_non_breaking_space_is_recognised_and_compiles(first_line):
+    """A marker pasted from a web page or PDF (BOM, U+00A0, U+200B) counts, and the cell still compiles."""
+    sources, _ = extract_exercises(nb("import torch", first_line + "\ndef diagonal(t):\n    return t.diagonal()\n"),
+                                   ["views"])
+    views = sources["views"]
+    assert views.cells == (2,) and views.syntax_error is None
+    own = [c for c in views.chunks if c.required]
+    compile(own[0].source, own[0].filename, "exec")  # raises on a stray U+00A0/U+FEFF
+
+
+@pytest.mark.parametrize("line", ["torch.pdist?", "torch.pdist??", "?torch.pdist", "??torch.nn.Linear",
+                                  "    x.shape?", "/print 1"])
+def test_help_and_autocall_lines_are_ipython_only(line):
+    """`obj?`, `?obj`, `obj??` (IPython help) and `/f x` (autocall) are removed like magics, in any cell."""
+    code = f"import torch\n{line}\ndef f():\n    return 1\n"
+    if line.startswith(" "):
+        code = f"import torch\nif True:\n{line}\ndef f():\n    return 1\n"
+    stripped, removed = strip_magics(code)
+    assert removed == [line.strip()]
+    compile(stripped, "cell", "exec")
+    sources, _ = extract_exercises(nb("import torch", "# exercise: views\n" + code), ["views"])
+    assert sources["views"].syntax_error is None
+
+
+def test_exercise_cell_that_parses_but_does_not_compile_is_a_syntax_error():
+    """`ast.parse` accepts `return` outside a function; `compile` does not: said as the cell's syntax error."""
+    sources, _ = extract_exercises(nb("import torch", "# exercise: views\nx = 1\nreturn x\n"), ["views"])
+    assert sources["views"].syntax_error == "cell 2, line 3: 'return' outside function: `return x`"
+
+
+def test_top_level_await_is_removed_like_a_magic():
+    """IPython runs a top-level `await` (autoawait); Python does not: the statement is removed with a note, as
+    `%timeit` is, and the rest of the cell is graded."""
+    code = ("# exercise: views\nimport asyncio\nawait asyncio.sleep(0)\nif True:\n    await asyncio.sleep(0)\n"
+            "def diagonal(t):\n    return t.diagonal()\n\n\nasync def later():\n    await asyncio.sleep(0)\n")
+    views = extract_exercises(nb("import torch", code), ["views"])[0]["views"]
+    assert views.syntax_error is None
+    own = [c for c in views.chunks if c.required][0]
+    compile(own.source, own.filename, "exec")
+    assert own.source.splitlines()[5] == "def diagonal(t):"  # line numbers kept
+    assert "await asyncio.sleep(0)" in own.source.splitlines()[10]  # inside `async def`: kept
+    assert [n for n in views.notes if "await" in n] == [
+        "cell 2: removed the IPython-only top-level `await` in `await asyncio.sleep(0)` (line 3) and 1 more "
+        "(Python allows `await` only inside an `async def`)"]
+
+
+def test_def_whose_decorator_needs_a_skipped_assignment_is_explained():
+    """`@lru_cache(maxsize=N)` with `N = 4` above it: the def cannot be made without running `N = 4`, which
+    grading does not run; a NameError of the def's name says so (not just "not defined")."""
+    sources, _ = extract_exercises(nb("import torch\nimport functools",
+                                      "N = 4\n@functools.lru_cache(maxsize=N)\ndef shape():\n    return (5,)\n",
+                                      "# exercise: views\ndef diagonal(t):\n    return t.diagonal()\n"), ["views"])
+    cell, why = sources["views"].elsewhere["shape"]
+    assert cell == "cell 2" and "`N`" in why
