@@ -95,6 +95,8 @@ class Service:
         from .errors import ConfigError, GraderError, did_you_mean
 
         only = request.get("only")
+        if only is not None:  # as a marker's id is: `grader.check("Lost_Leaf")` checks `lost_leaf`
+            only = {ex.lower(): ex for ex in self.assignment.exercises}.get(str(only).strip().lower(), only)
         try:
             if only is not None and only not in self.assignment.exercises:
                 raise ConfigError(f"no exercise '{only}' in {self.assignment.name}"
