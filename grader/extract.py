@@ -36,6 +36,10 @@ TOP_LEVEL_AWAIT = ("top-level `await` runs only in Jupyter (IPython), not in a P
                    "`async def`, or leave it out of the exercise's cell")
 AWAIT_REMOVED = ("{cell}: removed the IPython-only top-level `await` in {what}{more} (Python allows `await` only "
                  "inside an `async def`)")
+SHADOWED = ("`{name}` is defined in {own}, marked `# exercise: {id}`, and again in {other} below it, which is not "
+            "marked: grading uses {own}'s (in Jupyter the later one wins); put the code you want graded in {own}")
+REDEFINED = ("`{name}` is defined in {first} and again in {later}, both marked `# exercise: {id}`: the later one, "
+             "in {later}, is graded")
 SYNTAX_DROPPED = "{cell} was skipped: it is not valid Python ({error}){lost}"
 COMPILE_NOTE = ("`torch.compile` runs your code uncompiled here: its C++ compiler does not fit the grading sandbox's "
                 "limits, so the code is graded, and timed, as the plain PyTorch it is written in")
@@ -308,6 +312,30 @@ def _uses_display(own: list) -> bool:
     return used and not bound
 
 
+def _top_level_defs(tree: ast.Module | None) -> list[str]:
+    return [n.name for n in (tree.body if tree is not None else ())
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def _same_name_notes(parsed: list, ex_id: str) -> list[str]:
+    """Where grading and Jupyter's top-to-bottom run pick different definitions of one name, or where the
+    student may not know which was picked: a def of the exercise's cell again in a later unmarked cell (the
+    stub kept, the answer written below), or in two marked cells."""
+    notes = []
+    first_own: dict[str, str] = {}
+    seen_own = False
+    for label, cell_ex, tree, *_ in parsed:
+        for name in _top_level_defs(tree):
+            if cell_ex == ex_id and name in first_own and first_own[name] != label:
+                notes.append(REDEFINED.format(name=name, first=first_own[name], later=label, id=ex_id))
+            elif cell_ex == ex_id:
+                first_own.setdefault(name, label)
+            elif seen_own and cell_ex is None and name in first_own:
+                notes.append(SHADOWED.format(name=name, own=first_own[name], other=label, id=ex_id))
+        seen_own |= cell_ex == ex_id
+    return list(dict.fromkeys(notes))
+
+
 def _definition_time_names(node: ast.AST) -> set[str]:
     """Names a def or class reads when it is defined: decorators, base classes and keywords, defaults."""
     parts = list(getattr(node, "decorator_list", []))
@@ -408,6 +436,7 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             if error is not None and syntax_error is None:
                 syntax_error = describe_syntax_error(error, label)
             chunks.append(Chunk(label, source, True, label))
+        ex_notes += _same_name_notes(parsed, ex_id)
         defined = {c.what.split()[-1] for c in chunks if not c.required}
         own_labels = {p[0] for p in own}
         missing_names: dict[str, tuple[str, str]] = {}

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from conftest import build_notebook
-from grader.extract import exercise_id_of, extract_exercises, strip_magics
+from grader.extract import REDEFINED, SHADOWED, exercise_id_of, extract_exercises, strip_magics
 
 # The lecture's own notebook (a copy of shared/lecture/, so that a fresh clone tests it too).
 LECTURE = Path(__file__).resolve().parent / "data" / "lecture" / "pytorch_introduction.ipynb"
@@ -264,3 +264,22 @@ def test_def_whose_decorator_needs_a_skipped_assignment_is_explained():
                                       "# exercise: views\ndef diagonal(t):\n    return t.diagonal()\n"), ["views"])
     cell, why = sources["views"].elsewhere["shape"]
     assert cell == "cell 2" and "`N`" in why
+
+
+def test_solution_written_below_the_marked_stub_is_named():
+    """The stub kept in the marked cell and the solution written in a new cell below: in Jupyter the later def
+    wins, in grading the marked cell's; the note says which was graded and what to do."""
+    stub = "# exercise: views\ndef diagonal(t):\n    raise NotImplementedError\n"
+    views = extract_exercises(nb("import torch", stub, "def diagonal(t):\n    return t.diagonal()\n"), ["views"])[0]["views"]
+    assert SHADOWED.format(name="diagonal", own="cell 2", other="cell 3", id="views") in views.notes
+    # a helper of the same name *above* the marked cell is replaced in Jupyter too: nothing to say
+    above = extract_exercises(nb("import torch\ndef diagonal(t):\n    return t", stub), ["views"])[0]["views"]
+    assert not [n for n in above.notes if "diagonal" in n]
+
+
+def test_an_exercise_marked_twice_says_which_definition_is_graded():
+    first = "# exercise: views\ndef diagonal(t):\n    return t.diagonal()\n"
+    second = "# Exercise: views\ndef diagonal(t):\n    raise NotImplementedError\n"
+    views = extract_exercises(nb("import torch", first, second), ["views"])[0]["views"]
+    assert views.cells == (2, 3)
+    assert REDEFINED.format(name="diagonal", first="cell 2", later="cell 3", id="views") in views.notes

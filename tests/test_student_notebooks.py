@@ -102,3 +102,17 @@ def test_missing_cell_ids_of_nbformat_45_are_quiet(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_submission(path).notes == ()
+
+
+def test_answer_kept_below_the_marked_stub_is_named_in_full(grader, tmp_path):
+    """The stub left in the marked cell, the answer written in a new cell below it (Jupyter runs the later def):
+    the report names both cells and the fix, in full (a long note was cut to its first wrapped line)."""
+    path = write_notebook(tmp_path / "below.ipynb", [
+        "import torch", "# exercise: views\ndef last_columns(t, k):\n    raise NotImplementedError\n\n\n"
+        "def diagonal(t):\n    return t.diagonal()\n\n\ndef every_other_column(t):\n    return t[:, ::2]\n",
+        "def last_columns(t, k):\n    return t[:, t.shape[1] - k:]\n"])
+    result = grader.grade(path, only="views")
+    text = " ".join(render_text(result).split())
+    assert ("note: `last_columns` is defined in cell 2, marked `# exercise: views`, and again in cell 3 below it, "
+            "which is not marked: grading uses cell 2's (in Jupyter the later one wins); put the code you want "
+            "graded in cell 2") in text
