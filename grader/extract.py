@@ -312,6 +312,38 @@ def _uses_display(own: list) -> bool:
     return used and not bound
 
 
+def _own_chunks(tree: ast.Module | None, source: str, label: str) -> list[Chunk]:
+    """An exercise cell, required in full, except its demo from the first top-level statement that names
+    CUDA on (`a, b = make_leaves('cuda')`, written on Colab with a GPU): each of those statements that is not
+    an import, def or class is a chunk of its own whose failure is a note, so that grading on a machine
+    without a GPU judges the functions, not the demo. Line numbers are kept."""
+    body = tree.body if tree is not None else []
+    first = next((i for i, stmt in enumerate(body) if not isinstance(stmt, CONTEXT_NODES)
+                  and "cuda" in (ast.get_source_segment(source, stmt) or "")), None)
+    spans = [(min([s.lineno] + [d.lineno for d in getattr(s, "decorator_list", [])]), s.end_lineno) for s in body]
+    if first is None or any(a[1] >= b[0] for a, b in zip(spans, spans[1:])):  # `a = 1; b = 2`: keep it whole
+        return [Chunk(label, source, True, label)]
+    lines = python_lines(source)
+    groups: list[tuple[bool, list[int]]] = []  # (required, statement indices), in order
+    for i, stmt in enumerate(body):
+        required = i < first or isinstance(stmt, CONTEXT_NODES)
+        if required and groups and groups[-1][0]:
+            groups[-1][1].append(i)
+        else:
+            groups.append((required, [i]))
+    chunks = []
+    for required, members in groups:
+        keep = [""] * len(lines)
+        for i in members:
+            keep[spans[i][0] - 1 : spans[i][1]] = lines[spans[i][0] - 1 : spans[i][1]]
+        if required and members[0] == 0:  # the marker, comments and a docstring-free head as written
+            keep[: spans[0][0] - 1] = lines[: spans[0][0] - 1]
+        text = "\n".join(keep[: spans[members[-1]][1]]) + "\n"
+        what = label if required else lines[spans[members[0]][0] - 1].strip()[:60]
+        chunks.append(Chunk(label, text, required, what))
+    return chunks
+
+
 def _top_level_defs(tree: ast.Module | None) -> list[str]:
     return [n.name for n in (tree.body if tree is not None else ())
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
@@ -435,10 +467,10 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             error = error or _compile_error(source, label)
             if error is not None and syntax_error is None:
                 syntax_error = describe_syntax_error(error, label)
-            chunks.append(Chunk(label, source, True, label))
+            chunks.extend(_own_chunks(tree, source, label) if error is None else [Chunk(label, source, True, label)])
         ex_notes += _same_name_notes(parsed, ex_id)
-        defined = {c.what.split()[-1] for c in chunks if not c.required}
         own_labels = {p[0] for p in own}
+        defined = {c.what.split()[-1] for c in chunks if not c.required and c.filename not in own_labels}
         missing_names: dict[str, tuple[str, str]] = {}
         for (label, name), why in elsewhere.items():
             if label not in own_labels and name not in defined:

@@ -283,3 +283,19 @@ def test_an_exercise_marked_twice_says_which_definition_is_graded():
     views = extract_exercises(nb("import torch", first, second), ["views"])[0]["views"]
     assert views.cells == (2, 3)
     assert REDEFINED.format(name="diagonal", first="cell 2", later="cell 3", id="views") in views.notes
+
+
+def test_exercise_cell_demo_from_its_first_gpu_line_on_is_optional():
+    """Top-level statements from the first that names CUDA on are each a chunk of their own that may fail
+    (a machine without a GPU); defs and imports stay required, line numbers are kept."""
+    code = ("# exercise: views\nimport torch\nx = torch.ones(2, 2)\ndef diagonal(t):\n    return t.diagonal()\n"
+            "y = x.cuda()\nprint(y)\ndef later(t):\n    return t\n")
+    chunks = extract_exercises(nb("import torch", code), ["views"])[0]["views"].chunks
+    own = [(c.required, c.what) for c in chunks if c.filename == "cell 2"]
+    assert own == [(True, "cell 2"), (False, "y = x.cuda()"), (False, "print(y)"), (True, "cell 2")]
+    lines = [c.source.split("\n") for c in chunks if c.filename == "cell 2"]
+    assert lines[0][3] == "def diagonal(t):" and lines[1][5] == "y = x.cuda()" and lines[3][7] == "def later(t):"
+    assert "y = x.cuda()" not in chunks[-1].source
+    # no GPU line: the cell is one required chunk, as before
+    plain = extract_exercises(nb("import torch", "# exercise: views\nprint(1)\n"), ["views"])[0]["views"].chunks
+    assert [(c.required, c.what) for c in plain if c.filename == "cell 2"] == [(True, "cell 2")]

@@ -116,3 +116,21 @@ def test_answer_kept_below_the_marked_stub_is_named_in_full(grader, tmp_path):
     assert ("note: `last_columns` is defined in cell 2, marked `# exercise: views`, and again in cell 3 below it, "
             "which is not marked: grading uses cell 2's (in Jupyter the later one wins); put the code you want "
             "graded in cell 2") in text
+
+
+def test_gpu_demo_in_the_exercise_cell_costs_nothing_on_a_machine_without_one(grader, tmp_path):
+    """Colab with a GPU: the exercise cell ends with a demo on 'cuda'. Where grading has no GPU, that demo (and
+    the demo lines after it) is skipped with a note; the functions are graded as on any machine."""
+    import torch
+
+    path = write_notebook(tmp_path / "colab_gpu.ipynb", [
+        "import torch",
+        "# exercise: lost_leaf\ndef make_leaves(device, dtype=torch.float32):\n"
+        "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+        "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n\n\n"
+        "a, b = make_leaves('cuda')\nprint(a.is_leaf, b.device)\n((a + 1) * b).sum().backward()\n"])
+    result = grader.grade(path, only="lost_leaf")
+    ex = result.exercise("lost_leaf")
+    assert ex.status == "graded" and ex.score == ex.max_score, render_text(result)
+    if not torch.cuda.is_available():
+        assert any(n.startswith("`a, b = make_leaves('cuda')` from cell 2 was skipped: ") for n in ex.notes), ex.notes
