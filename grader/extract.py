@@ -313,20 +313,28 @@ def _uses_display(own: list) -> bool:
 
 
 def _own_chunks(tree: ast.Module | None, source: str, label: str) -> list[Chunk]:
-    """An exercise cell, required in full, except its demo from the first top-level statement that names
-    CUDA on (`a, b = make_leaves('cuda')`, written on Colab with a GPU): each of those statements that is not
-    an import, def or class is a chunk of its own whose failure is a note, so that grading on a machine
-    without a GPU judges the functions, not the demo. Line numbers are kept."""
+    """An exercise cell, required in full, except its imports and its demo from the first top-level statement
+    that names CUDA on (`a, b = make_leaves('cuda')`, written on Colab with a GPU): each of those is a chunk
+    of its own whose failure is a note, so that grading on a machine without a GPU or without pandas judges
+    the functions, not the demo or an unused import. Line numbers are kept."""
     body = tree.body if tree is not None else []
     first = next((i for i, stmt in enumerate(body) if not isinstance(stmt, CONTEXT_NODES)
-                  and "cuda" in (ast.get_source_segment(source, stmt) or "")), None)
+                  and "cuda" in (ast.get_source_segment(source, stmt) or "")), len(body))
     spans = [(min([s.lineno] + [d.lineno for d in getattr(s, "decorator_list", [])]), s.end_lineno) for s in body]
-    if first is None or any(a[1] >= b[0] for a, b in zip(spans, spans[1:])):  # `a = 1; b = 2`: keep it whole
+
+    def optional(i: int, stmt: ast.stmt) -> bool:
+        # An import the grading machine lacks (pandas, tqdm on Colab) costs only what needs it, as elsewhere.
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            return getattr(stmt, "module", None) != "__future__"
+        return i >= first and not isinstance(stmt, CONTEXT_NODES)
+
+    if not any(optional(i, stmt) for i, stmt in enumerate(body)) or any(
+            a[1] >= b[0] for a, b in zip(spans, spans[1:])):  # `a = 1; b = 2` on one line: keep the cell whole
         return [Chunk(label, source, True, label)]
     lines = python_lines(source)
     groups: list[tuple[bool, list[int]]] = []  # (required, statement indices), in order
     for i, stmt in enumerate(body):
-        required = i < first or isinstance(stmt, CONTEXT_NODES)
+        required = not optional(i, stmt)
         if required and groups and groups[-1][0]:
             groups[-1][1].append(i)
         else:
@@ -336,7 +344,7 @@ def _own_chunks(tree: ast.Module | None, source: str, label: str) -> list[Chunk]
         keep = [""] * len(lines)
         for i in members:
             keep[spans[i][0] - 1 : spans[i][1]] = lines[spans[i][0] - 1 : spans[i][1]]
-        if required and members[0] == 0:  # the marker, comments and a docstring-free head as written
+        if members[0] == 0:  # the marker and comments above the first statement, as written
             keep[: spans[0][0] - 1] = lines[: spans[0][0] - 1]
         text = "\n".join(keep[: spans[members[-1]][1]]) + "\n"
         what = label if required else lines[spans[members[0]][0] - 1].strip()[:60]

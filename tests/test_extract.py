@@ -292,9 +292,11 @@ def test_exercise_cell_demo_from_its_first_gpu_line_on_is_optional():
             "y = x.cuda()\nprint(y)\ndef later(t):\n    return t\n")
     chunks = extract_exercises(nb("import torch", code), ["views"])[0]["views"].chunks
     own = [(c.required, c.what) for c in chunks if c.filename == "cell 2"]
-    assert own == [(True, "cell 2"), (False, "y = x.cuda()"), (False, "print(y)"), (True, "cell 2")]
+    assert own == [(False, "import torch"), (True, "cell 2"), (False, "y = x.cuda()"), (False, "print(y)"),
+                   (True, "cell 2")]  # an import too may fail where grading runs (pandas on Colab)
     lines = [c.source.split("\n") for c in chunks if c.filename == "cell 2"]
-    assert lines[0][3] == "def diagonal(t):" and lines[1][5] == "y = x.cuda()" and lines[3][7] == "def later(t):"
+    assert lines[1][3] == "def diagonal(t):" and lines[2][5] == "y = x.cuda()" and lines[4][7] == "def later(t):"
+    assert lines[0][0] == "# exercise: views" and lines[1][0] == ""
     assert "y = x.cuda()" not in chunks[-1].source
     # no GPU line: the cell is one required chunk, as before
     plain = extract_exercises(nb("import torch", "# exercise: views\nprint(1)\n"), ["views"])[0]["views"].chunks

@@ -134,3 +134,21 @@ def test_gpu_demo_in_the_exercise_cell_costs_nothing_on_a_machine_without_one(gr
     assert ex.status == "graded" and ex.score == ex.max_score, render_text(result)
     if not torch.cuda.is_available():
         assert any(n.startswith("`a, b = make_leaves('cuda')` from cell 2 was skipped: ") for n in ex.notes), ex.notes
+
+
+def test_an_exercise_cell_import_the_grader_lacks_is_a_note_unless_the_functions_need_it(grader, tmp_path):
+    """Colab has pandas and tqdm; a grading machine may not. An unused import of the exercise's cell is a note;
+    a function that uses the module still fails its checks, and the note says why."""
+    head = "# exercise: lost_leaf\nimport not_on_the_grader_xyz as pd\nfrom tqdm_not_here_xyz import tqdm\n"
+    ok = ("def make_leaves(device, dtype=torch.float32):\n"
+          "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+          "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n")
+    path = write_notebook(tmp_path / "imports.ipynb", ["import torch", head + ok])
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "graded" and ex.score == ex.max_score
+    assert ("`import not_on_the_grader_xyz as pd` from cell 2 was skipped: ModuleNotFoundError: "
+            "No module named 'not_on_the_grader_xyz'") in ex.notes
+    uses = head + ok.replace("    return", "    pd.DataFrame()\n    return")
+    ex = grader.grade(write_notebook(tmp_path / "uses.ipynb", ["import torch", uses]), only="lost_leaf").exercise("lost_leaf")
+    assert ex.score == 0 and "NameError: name 'pd' is not defined" in ex.checks[0].message
+    assert any("not_on_the_grader_xyz" in n for n in ex.notes)
