@@ -16,6 +16,10 @@ import nbformat
 from .errors import did_you_mean
 
 MARKER = re.compile(r"^#\s*exercise\s*:\s*(\S+)\s*$", re.IGNORECASE)
+# A marker line with more than the id (`# exercise: views (10 points)`, `# exercise: `views``): counts when its
+# first word is an exercise of the assignment.
+LOOSE_MARKER = re.compile(r"^#\s*exercise\s*:\s*[`'\"]?([\w-]+)[`'\".:;,]*(?:\s.*)?$", re.IGNORECASE)
+LOOSE_MARKER_NOTE = "{cell}'s first line `{marker}` has more than the exercise id; it was read as `# exercise: {id}`"
 TAG = re.compile(r"^exercise\s*:\s*(\S+)$", re.IGNORECASE)
 # A line IPython would rewrite: `%magic`, `!shell`, `x = !shell`, `x = %magic`.
 # Also IPython's help (`obj?`, `obj??`, `?obj`) and its `/f x` autocall escape.
@@ -116,6 +120,15 @@ def exercise_id_of(cell: nbformat.NotebookNode) -> str | None:
 def _bare(line: str) -> str:
     """A line without surrounding whitespace, nor the invisible characters a paste may leave (BOM, U+200B)."""
     return line.strip().strip(INVISIBLE).strip()
+
+
+def _loose_marker(cell: nbformat.NotebookNode, exercise_ids: list[str]) -> tuple[str, str] | None:
+    """(id, line) when a code cell's first line is a marker with more than an id of `exercise_ids`."""
+    if cell.get("cell_type") != "code":
+        return None
+    line = next((_bare(line) for line in python_lines(cell.source) if _bare(line)), "")
+    m = LOOSE_MARKER.match(line)
+    return (m.group(1).lower(), line) if m and m.group(1).lower() in exercise_ids else None
 
 
 def cell_magic(source: str) -> str | None:
@@ -415,6 +428,9 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             continue
         label = cell_label(index)
         ex_id = exercise_id_of(cell)
+        if ex_id not in exercise_ids and (loose := _loose_marker(cell, exercise_ids)) is not None:
+            ex_id, line = loose
+            notes.append(LOOSE_MARKER_NOTE.format(cell=label, marker=line[:80], id=ex_id))
         if ex_id is not None and ex_id not in exercise_ids:
             notes.append(
                 f"{label} is marked `# exercise: {ex_id}`, which is not an exercise of this assignment"

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from conftest import build_notebook
-from grader.extract import REDEFINED, SHADOWED, exercise_id_of, extract_exercises, strip_magics
+from grader.extract import LOOSE_MARKER_NOTE, REDEFINED, SHADOWED, exercise_id_of, extract_exercises, strip_magics
 
 # The lecture's own notebook (a copy of shared/lecture/, so that a fresh clone tests it too).
 LECTURE = Path(__file__).resolve().parent / "data" / "lecture" / "pytorch_introduction.ipynb"
@@ -301,3 +301,20 @@ def test_exercise_cell_demo_from_its_first_gpu_line_on_is_optional():
     # no GPU line: the cell is one required chunk, as before
     plain = extract_exercises(nb("import torch", "# exercise: views\nprint(1)\n"), ["views"])[0]["views"].chunks
     assert [(c.required, c.what) for c in plain if c.filename == "cell 2"] == [(True, "cell 2")]
+
+
+@pytest.mark.parametrize("first_line", ["# exercise: views  (10 points)", "# exercise: views # done", "# exercise: views.",
+                                        "# exercise: `views`", "# Exercise: 'Views':", "# exercise: views - my answer"])
+def test_marker_with_more_than_a_known_id_counts_and_says_how_it_was_read(first_line):
+    """A student annotates the marker line; its first word is an exercise of the assignment: it counts, and a
+    note says how it was read (before, "no cell marked" while the marker was right there)."""
+    sources, notes = extract_exercises(nb("import torch", first_line + "\ndef diagonal(t):\n    return t.diagonal()\n"),
+                                       ["views", "lost_leaf"])
+    assert sources["views"].cells == (2,)
+    assert notes == (LOOSE_MARKER_NOTE.format(cell="cell 2", marker=first_line, id="views"),)
+
+
+@pytest.mark.parametrize("first_line", ["# Exercise: implement the function below", "# exercise: try views yourself"])
+def test_prose_after_exercise_colon_is_not_a_marker(first_line):
+    sources, notes = extract_exercises(nb("import torch", first_line + "\nx = 1\n"), ["views"])
+    assert sources["views"].missing and not [n for n in notes if "read as" in n]
