@@ -352,10 +352,12 @@ def _own_chunks(tree: ast.Module | None, source: str, label: str) -> list[Chunk]
             groups[-1][1].append(i)
         else:
             groups.append((required, [i]))
+    # `from __future__` governs a compile unit: each piece gets it, on its own line (before any statement).
+    future = [i for i, stmt in enumerate(body) if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"]
     chunks = []
     for required, members in groups:
         keep = [""] * len(lines)
-        for i in members:
+        for i in sorted(set(future) | set(members)):
             keep[spans[i][0] - 1 : spans[i][1]] = lines[spans[i][0] - 1 : spans[i][1]]
         if members[0] == 0:  # the marker and comments above the first statement, as written
             keep[: spans[0][0] - 1] = lines[: spans[0][0] - 1]

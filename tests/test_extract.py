@@ -318,3 +318,20 @@ def test_marker_with_more_than_a_known_id_counts_and_says_how_it_was_read(first_
 def test_prose_after_exercise_colon_is_not_a_marker(first_line):
     sources, notes = extract_exercises(nb("import torch", first_line + "\nx = 1\n"), ["views"])
     assert sources["views"].missing and not [n for n in notes if "read as" in n]
+
+
+def test_from_future_applies_to_every_piece_of_a_split_exercise_cell():
+    """`from __future__ import annotations` after the marker governs the whole cell, also when its imports and
+    GPU demo are run as pieces of their own (a def annotated with a name defined later must load)."""
+    code = ("# exercise: views\nfrom __future__ import annotations\nimport torch\n\n\ndef diagonal(t: Later) -> Later:\n"
+            "    return t.diagonal()\n\n\nprint(diagonal(torch.ones(2, 2).cuda()))\n\n\ndef again(t: Later):\n    return t\n")
+    chunks = [c for c in extract_exercises(nb("import torch", code), ["views"])[0]["views"].chunks if c.filename == "cell 2"]
+    assert [c.required for c in chunks] == [True, False, True, False, True]
+    namespace = {}
+    for chunk in chunks:
+        try:
+            exec(compile(chunk.source, chunk.filename, "exec"), namespace)
+        except (AssertionError, RuntimeError):  # no GPU here: the demo's failure is the worker's note
+            assert not chunk.required
+    assert namespace["diagonal"].__annotations__ == {"t": "Later", "return": "Later"}
+    assert namespace["again"].__annotations__ == {"t": "Later"}
