@@ -50,6 +50,18 @@ COMPILE_NOTE = ("`torch.compile` runs your code uncompiled here: its C++ compile
 DISPLAY_NOTE = "`display(...)` is IPython's, not Python's: while grading, it prints the object's repr"
 # Cell magics whose body is Python (IPython runs it, timed or captured): the body is kept.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3", "pypy", "snakeviz"})
+GET_IPYTHON_NOTE = ("`get_ipython()` is IPython's, not Python's: while grading, the magics and commands you run "
+                    "through it do nothing")
+GET_IPYTHON_SOURCE = (
+    "class _IPythonWhileGrading:\n"
+    "    \"\"\"get_ipython(), while grading: a shell whose magics and commands do nothing (as `%magic` lines).\"\"\"\n"
+    "    def __getattr__(self, name):\n"
+    "        return lambda *args, **kwargs: None\n"
+    "\n"
+    "\n"
+    "def get_ipython():\n"
+    "    return _IPythonWhileGrading()\n"
+)
 # Stand-ins for IPython's builtins an exercise cell may call (only `display` has a harmless meaning here).
 DISPLAY_SOURCE = (
     "def display(*objs, **kwargs):\n"
@@ -311,15 +323,15 @@ def _uses_compile(trees) -> bool:
     return False
 
 
-def _uses_display(own: list) -> bool:
-    """An exercise cell calls `display` without defining or importing it."""
+def _uses_builtin(own: list, name: str) -> bool:
+    """An exercise cell uses IPython's builtin `name` (`display`, `get_ipython`) without defining or importing it."""
     used = bound = False
     for _, _, tree, _, _, _ in own:
         for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.Name) and node.id == "display":
+            if isinstance(node, ast.Name) and node.id == name:
                 used |= isinstance(node.ctx, ast.Load)
                 bound |= isinstance(node.ctx, ast.Store)
-            elif isinstance(node, (ast.FunctionDef, ast.alias)) and "display" in (
+            elif isinstance(node, (ast.FunctionDef, ast.alias)) and name in (
                     getattr(node, "name", None), getattr(node, "asname", None)):
                 bound = True
     return used and not bound
@@ -468,7 +480,7 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
             continue
         chunks: list[Chunk] = []
         ex_notes: list[str] = []
-        if _uses_display(own):
+        if _uses_builtin(own, "display"):
             chunks.append(Chunk("IPython display", DISPLAY_SOURCE, False, "display"))
             ex_notes.append(DISPLAY_NOTE)
         for label, cell_ex, tree, source, removed, error in parsed:
@@ -481,6 +493,9 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
                 chunks.extend(_context_chunks(tree, source, label))
         if _uses_compile([p[2] for p in own] + [ast.parse(c.source) for c in chunks if c.filename.startswith("cell ")]):
             ex_notes.append(COMPILE_NOTE)
+        if _uses_builtin(own, "get_ipython"):  # after other cells: IPython's own returns None outside a shell
+            chunks.append(Chunk("IPython get_ipython", GET_IPYTHON_SOURCE, False, "get_ipython"))
+            ex_notes.append(GET_IPYTHON_NOTE)
         syntax_error = None
         for label, _, tree, source, removed, error in own:
             for magic in removed:

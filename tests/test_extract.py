@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from conftest import build_notebook
-from grader.extract import LOOSE_MARKER_NOTE, REDEFINED, SHADOWED, exercise_id_of, extract_exercises, strip_magics
+from grader.extract import GET_IPYTHON_NOTE, LOOSE_MARKER_NOTE, REDEFINED, SHADOWED, exercise_id_of, extract_exercises, strip_magics
 
 # The lecture's own notebook (a copy of shared/lecture/, so that a fresh clone tests it too).
 LECTURE = Path(__file__).resolve().parent / "data" / "lecture" / "pytorch_introduction.ipynb"
@@ -335,3 +335,22 @@ def test_from_future_applies_to_every_piece_of_a_split_exercise_cell():
             assert not chunk.required
     assert namespace["diagonal"].__annotations__ == {"t": "Later", "return": "Later"}
     assert namespace["again"].__annotations__ == {"t": "Later"}
+
+
+def test_get_ipython_in_an_exercise_cell_gets_a_do_nothing_shell():
+    """`get_ipython().run_line_magic("matplotlib", "inline")` is a magic written as Python: like `%matplotlib`,
+    it does nothing while grading (with a note), instead of a NameError that costs the exercise."""
+    code = "# exercise: views\nget_ipython().run_line_magic('matplotlib', 'inline')\nip = get_ipython()\nip.system('ls')\n"
+    views = extract_exercises(nb("import torch", code), ["views"])[0]["views"]
+    assert GET_IPYTHON_NOTE in views.notes
+    namespace = {}
+    for chunk in views.chunks:
+        exec(compile(chunk.source, chunk.filename, "exec"), namespace)
+    assert namespace["ip"].run_cell("1/0") is None
+    # imported in another cell: IPython's own returns None outside a shell, so the stand-in comes after it
+    other = extract_exercises(nb("from IPython import get_ipython", code), ["views"])[0]["views"]
+    assert [c.what for c in other.chunks][-2:] == ["get_ipython", "cell 2"]
+    # imported in the exercise's own cell: left alone
+    own = extract_exercises(nb("import torch", code.replace("\n", "\nfrom IPython import get_ipython\n", 1)),
+                            ["views"])[0]["views"]
+    assert GET_IPYTHON_NOTE not in own.notes
