@@ -134,6 +134,15 @@ def _bare(line: str) -> str:
     return line.strip().strip(INVISIBLE).strip()
 
 
+def marked_exercise(cell: nbformat.NotebookNode, exercise_ids) -> str | None:
+    """The exercise of `exercise_ids` a cell is marked for, as grading reads it (a loose marker included)."""
+    ex_id = exercise_id_of(cell)
+    if ex_id in exercise_ids:
+        return ex_id
+    loose = _loose_marker(cell, list(exercise_ids))
+    return loose[0] if loose else None
+
+
 def _loose_marker(cell: nbformat.NotebookNode, exercise_ids: list[str]) -> tuple[str, str] | None:
     """(id, line) when a code cell's first line is a marker with more than an id of `exercise_ids`."""
     if cell.get("cell_type") != "code":

@@ -43,18 +43,18 @@ def unsaved_exercises(notebook, ran: list[str], exercise_ids) -> list[str]:
     """
     from nbformat.v4 import new_code_cell
 
-    from .extract import exercise_id_of
+    from .extract import marked_exercise
 
     saved: dict[str, set[str]] = {ex: set() for ex in exercise_ids}
     counts = dict.fromkeys(exercise_ids, 0)
     for cell in notebook.cells:
-        ex = exercise_id_of(cell)
+        ex = marked_exercise(cell, exercise_ids)
         if ex in saved:
             saved[ex].add(normalized(cell.source))
             counts[ex] += 1
     runs: dict[str, list[str]] = {ex: [] for ex in exercise_ids}
     for source in ran:
-        ex = exercise_id_of(new_code_cell(source))
+        ex = marked_exercise(new_code_cell(source), exercise_ids)
         if ex in runs:
             runs[ex].append(normalized(source))
     out = []

@@ -367,6 +367,15 @@ def test_unsaved_rule(ran, unsaved):
     assert unsaved_exercises(saved, ran, ["double", "square"]) == unsaved
 
 
+def test_unsaved_rule_reads_markers_as_grading_does():
+    """A marker annotated by the student (`# exercise: double (done)`) counts in grading; so an unsaved edit of
+    that cell is reported too, not silently graded from the old file."""
+    annotated = DOUBLE_OK.replace("# exercise: double", "# exercise: double (done)")
+    saved = build_notebook(["import grader", annotated])
+    assert unsaved_exercises(saved, [annotated], ["double", "square"]) == []
+    assert unsaved_exercises(saved, [annotated.replace("2 * x", "x + x + 1")], ["double", "square"]) == ["double"]
+
+
 def test_an_interrupted_check_leaves_the_service_usable(kernel):
     """Ctrl+C in the kernel during a check: the service is in its own session (the interrupt does not
     reach it), and the next check gets its own answer, not the interrupted one's."""
