@@ -20,6 +20,8 @@ MARKER = re.compile(r"^#\s*exercise\s*:\s*(\S+)\s*$", re.IGNORECASE)
 # first word is an exercise of the assignment.
 LOOSE_MARKER = re.compile(r"^#\s*exercise\s*:\s*[`'\"]?([\w-]+)[`'\".:;,]*(?:\s.*)?$", re.IGNORECASE)
 LOOSE_MARKER_NOTE = "{cell}'s first line `{marker}` has more than the exercise id; it was read as `# exercise: {id}`"
+# Colab's form markup (`#@title`, `#@markdown`), which "Add a form" puts above everything in a cell.
+COLAB_FORM = re.compile(r"^#\s*@(?:title|markdown)\b")
 TAG = re.compile(r"^exercise\s*:\s*(\S+)$", re.IGNORECASE)
 # A line IPython would rewrite: `%magic`, `!shell`, `x = !shell`, `x = %magic`.
 # Also IPython's help (`obj?`, `obj??`, `?obj`) and its `/f x` autocall escape.
@@ -122,11 +124,13 @@ def exercise_id_of(cell: nbformat.NotebookNode) -> str | None:
         m = TAG.match(str(tag).strip())
         if m:
             return m.group(1).lower()
-    for line in python_lines(cell.source):
-        if _bare(line):
-            m = MARKER.match(_bare(line))
-            return m.group(1).lower() if m else None
-    return None
+    m = MARKER.match(_marker_line(cell.source))
+    return m.group(1).lower() if m else None
+
+
+def _marker_line(source: str) -> str:
+    """Where a marker must be: the first non-blank line, past Colab's form markup."""
+    return next((_bare(line) for line in python_lines(source) if _bare(line) and not COLAB_FORM.match(_bare(line))), "")
 
 
 def _bare(line: str) -> str:
@@ -147,7 +151,7 @@ def _loose_marker(cell: nbformat.NotebookNode, exercise_ids: list[str]) -> tuple
     """(id, line) when a code cell's first line is a marker with more than an id of `exercise_ids`."""
     if cell.get("cell_type") != "code":
         return None
-    line = next((_bare(line) for line in python_lines(cell.source) if _bare(line)), "")
+    line = _marker_line(cell.source)
     m = LOOSE_MARKER.match(line)
     return (m.group(1).lower(), line) if m and m.group(1).lower() in exercise_ids else None
 

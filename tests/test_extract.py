@@ -354,3 +354,12 @@ def test_get_ipython_in_an_exercise_cell_gets_a_do_nothing_shell():
     own = extract_exercises(nb("import torch", code.replace("\n", "\nfrom IPython import get_ipython\n", 1)),
                             ["views"])[0]["views"]
     assert GET_IPYTHON_NOTE not in own.notes
+
+
+@pytest.mark.parametrize("head", ["#@title Default title text\n", '# @title Views { display-mode: "form" }\n',
+                                  "#@title Views\n#@markdown Write the three functions.\n"])
+def test_colab_form_title_above_the_marker_is_transparent(head):
+    """Colab's "Add a form" puts `#@title` as a cell's first line: form markup, not code; the marker below it
+    counts (any other line above the marker still does not)."""
+    assert exercise_id_of(nbformat.v4.new_code_cell(head + "# exercise: views\nx = 1")) == "views"
+    assert exercise_id_of(nbformat.v4.new_code_cell("# my title\n# exercise: views\nx = 1")) is None
