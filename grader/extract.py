@@ -19,7 +19,7 @@ MARKER = re.compile(r"^#\s*exercise\s*:\s*(\S+)\s*$", re.IGNORECASE)
 # A marker line with more than the id (`# exercise: views (10 points)`, `# exercise: `views``): counts when its
 # first word is an exercise of the assignment.
 LOOSE_MARKER = re.compile(r"^#\s*exercise\s*:\s*[`'\"]?([\w-]+)[`'\".:;,]*(?:\s.*)?$", re.IGNORECASE)
-LOOSE_MARKER_NOTE = "{cell}'s first line `{marker}` has more than the exercise id; it was read as `# exercise: {id}`"
+LOOSE_MARKER_NOTE = "{cell}'s marker line `{marker}` has more than the exercise id; it was read as `# exercise: {id}`"
 # Colab's form markup (`#@title`, `#@markdown`), which "Add a form" puts above everything in a cell.
 COLAB_FORM = re.compile(r"^#\s*@(?:title|markdown)\b")
 TAG = re.compile(r"^exercise\s*:\s*(\S+)$", re.IGNORECASE)

@@ -138,6 +138,17 @@ def _write_all() -> None:
              "        return -grad_y * dfdx / dfdy, None, None, None\n", cell_id="i2"),
     ])
 
+    # Colab with a GPU: "Add a form" put `#@title` above the marker, which the student annotated; the exercise
+    # cell imports pandas, sets matplotlib up through get_ipython(), and ends with a demo on "cuda" (QA, issue 14).
+    write("views/colab_gpu_demo_in_exercise_cell.ipynb", [
+        cell("import torch", metadata={"id": "a"}),
+        cell('#@title Views { display-mode: "form" }\n# exercise: views (done)\nimport pandas as pd_not_graded_xyz\n'
+             "get_ipython().run_line_magic('matplotlib', 'inline')\n\n\ndef last_columns(t, k):\n"
+             "    return t[:, t.shape[1] - k:]\n\n\ndef diagonal(t):\n    return torch.diagonal(t)\n\n\n"
+             "def every_other_column(t):\n    return t[:, ::2]\n\n\nt = torch.arange(12.).reshape(3, 4).cuda()\n"
+             "print(diagonal(t).data_ptr() == t.data_ptr())\n", metadata={"id": "b", "cellView": "form"}),
+    ], minor=0, metadata={"colab": {"provenance": []}, "accelerator": "GPU", **PYTHON}, indent=2)
+
 
 if __name__ == "__main__":
     write_all()
