@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from conftest import REPO, VARIANTS, exercise_notebook, write_notebook
+from grader.extract import GET_IPYTHON_NOTE
 from grader.read import read_submission
 from grader.report import render_text
 from grader.results import PASSED, SKIPPED
@@ -90,7 +91,11 @@ def test_ipython_name_is_explained(grader, tmp_path):
                      "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
                      "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n"})
     ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
-    assert ex.status == "error" and "`get_ipython` exists only inside Jupyter" in ex.error
+    # get_ipython() is a do-nothing shell while grading (QA): its magics do nothing, as `%time` lines do
+    assert ex.score == ex.max_score and GET_IPYTHON_NOTE in ex.notes
+    path = exercise_notebook(tmp_path / "out.ipynb", {"lost_leaf": "print(Out[1])\n"})
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "error" and "`Out` exists only inside Jupyter" in ex.error
 
 
 def test_missing_cell_ids_of_nbformat_45_are_quiet(tmp_path):
