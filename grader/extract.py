@@ -518,6 +518,7 @@ def extract_exercises(nb: nbformat.NotebookNode, exercise_ids) -> tuple[dict[str
                 if awaited:
                     more = f" and {len(awaited) - 1} more" if len(awaited) > 1 else ""
                     ex_notes.append(AWAIT_REMOVED.format(cell=label, what=awaited[0], more=more))
+                    tree = ast.parse(source, label)
             error = error or _compile_error(source, label)
             if error is not None and syntax_error is None:
                 syntax_error = describe_syntax_error(error, label)
