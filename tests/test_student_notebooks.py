@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, VARIANTS, exercise_notebook, write_notebook
 from grader.extract import GET_IPYTHON_NOTE
 from grader.read import read_submission
+from grader.score import SLOW_TOP_LEVEL
 from grader.report import render_text
 from grader.results import PASSED, SKIPPED
 
@@ -157,3 +158,16 @@ def test_an_exercise_cell_import_the_grader_lacks_is_a_note_unless_the_functions
     ex = grader.grade(write_notebook(tmp_path / "uses.ipynb", ["import torch", uses]), only="lost_leaf").exercise("lost_leaf")
     assert ex.score == 0 and "NameError: name 'pd' is not defined" in ex.checks[0].message
     assert any("not_on_the_grader_xyz" in n for n in ex.notes)
+
+
+def test_a_demo_loop_that_runs_past_the_time_limit_is_named(grader, tmp_path):
+    """The lecture's training loop left at the top level of the exercise cell runs on every grading too; when it
+    is what ran out of time (no check had finished), the message names its line and the way out."""
+    path = exercise_notebook(tmp_path / "loop.ipynb", {"lost_leaf": (
+        "def make_leaves(device, dtype=torch.float32):\n"
+        "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+        "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n\n\n"
+        "import time\nfor epoch in range(10 ** 6):\n    time.sleep(0.01)\n")})
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "timeout"
+    assert ex.error.endswith(SLOW_TOP_LEVEL.format(what="a loop", where="cell 2, line 8")), ex.error
