@@ -307,7 +307,8 @@ class _Service:
         request = {**request, "id": self.next_id}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        timeout = (limits.get(only, 60) if only else sum(limits.values())) + ANSWER_SLACK_S
+        limit = {ex.lower(): s for ex, s in limits.items()}.get(only.strip().lower(), 60) if only else None
+        timeout = (limit if only else sum(limits.values())) + ANSWER_SLACK_S
         while True:  # an answer to a check that was interrupted (Ctrl+C in the kernel) arrives first
             answer = self._line(timeout)
             if answer.get("id") == self.next_id:

@@ -40,8 +40,8 @@ def render_text(result: SubmissionResult, color: bool = False) -> str:
         lines.append(f"{mark} {safe(ex.id):<{width}}  {_points(ex.score):>4} / {_points(ex.max_score):<4}{status}")
         if ex.error:
             lines.extend(_indent(safe(ex.error), 4))
-        for note in ex.notes:
-            lines.append(paint(_indent(f"note: {safe(note)}", 4)[0], dim))
+        for note in ex.notes:  # every wrapped line: a note's fix is at its end
+            lines.extend(paint(line, dim) for line in _indent(f"note: {safe(note)}", 4))
         hints_shown = set()
         skipped: dict[str, int] = {}
         shared = _shared_failures(ex)

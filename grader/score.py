@@ -13,6 +13,9 @@ STOPPED = "the grader stopped this exercise because {reason}"
 TAMPERING = "tampering detected: {what}; the exercise scores 0"
 FORGED = "something other than the grader wrote to its result channel ({details})"
 NOT_RUN = "not run: {why}"
+SLOW_TOP_LEVEL = ("; no check had finished, and your exercise's cell runs {what} at its top level ({where}): that "
+                  "runs on every grading too; put it under `if __name__ == \"__main__\":` (grading skips it) or in "
+                  "another cell")
 NAME_ELSEWHERE = "`{name}` is defined in {cell}, but {why}: move it into this exercise's cell, or into a function"
 IPYTHON_NAME = ("`{name}` exists only inside Jupyter (IPython), not when grading: leave it out of the exercise's "
                 "cell (use `print` to show values)")
@@ -53,6 +56,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
                      f"{len(outcome['output'].encode()):,} were dropped")
     status, error = _verdict(outcome)
     error = explain_names(error, source)
+    if status == TIMEOUT and not outcome.get("checks"):
+        error += _slow_top_level(source)
     reported = {c["id"]: c for c in outcome["checks"]}
     if status != GRADED:
         return _unscored(exercise, catalog, cuda, status, error, notes, reported)
@@ -90,6 +95,23 @@ def explain_names(message: str | None, source: ExerciseSource) -> str | None:
     if name in IPYTHON_NAMES:
         return f"{message}\n{IPYTHON_NAME.format(name=name)}"
     return message
+
+
+def _slow_top_level(source: ExerciseSource) -> str:
+    """Where the exercise's own cells loop at their top level (a training demo), for a time-out before any check."""
+    import ast
+
+    for chunk in source.chunks:
+        if chunk.filename not in {f"cell {n}" for n in source.cells}:
+            continue
+        try:
+            body = ast.parse(chunk.source).body
+        except SyntaxError:
+            continue
+        loop = next((s for s in body if isinstance(s, (ast.For, ast.While, ast.AsyncFor))), None)
+        if loop is not None:
+            return SLOW_TOP_LEVEL.format(what="a loop", where=f"{chunk.filename}, line {loop.lineno}")
+    return ""
 
 
 def _verdict(outcome: dict) -> tuple[str, str | None]:

@@ -43,18 +43,18 @@ def unsaved_exercises(notebook, ran: list[str], exercise_ids) -> list[str]:
     """
     from nbformat.v4 import new_code_cell
 
-    from .extract import exercise_id_of
+    from .extract import marked_exercise
 
     saved: dict[str, set[str]] = {ex: set() for ex in exercise_ids}
     counts = dict.fromkeys(exercise_ids, 0)
     for cell in notebook.cells:
-        ex = exercise_id_of(cell)
+        ex = marked_exercise(cell, exercise_ids)
         if ex in saved:
             saved[ex].add(normalized(cell.source))
             counts[ex] += 1
     runs: dict[str, list[str]] = {ex: [] for ex in exercise_ids}
     for source in ran:
-        ex = exercise_id_of(new_code_cell(source))
+        ex = marked_exercise(new_code_cell(source), exercise_ids)
         if ex in runs:
             runs[ex].append(normalized(source))
     out = []
@@ -95,6 +95,8 @@ class Service:
         from .errors import ConfigError, GraderError, did_you_mean
 
         only = request.get("only")
+        if only is not None:  # as a marker's id is: `grader.check("Lost_Leaf")` checks `lost_leaf`
+            only = {ex.lower(): ex for ex in self.assignment.exercises}.get(str(only).strip().lower(), only)
         try:
             if only is not None and only not in self.assignment.exercises:
                 raise ConfigError(f"no exercise '{only}' in {self.assignment.name}"

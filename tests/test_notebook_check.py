@@ -150,6 +150,14 @@ def test_the_kernel_never_imports_torch_and_unknown_ids_get_one_line(kernel):
     assert "libtorch" not in Path(f"/proc/{service}/maps").read_text()  # torch (and CUDA) only in the worker
 
 
+def test_exercise_ids_are_case_and_space_insensitive_as_markers_are(kernel):
+    """`# Exercise: Double` marks `double`; so `grader.check("Double ")` checks it, not "no exercise 'Double '"."""
+    km, path = kernel
+    nb = run(km, ["import grader", DOUBLE_OK, 'grader.check("Double ")'], path)
+    html, text = answer_of(nb.cells[2])
+    assert "Score: 3 / 3" in html, text
+
+
 def test_import_grader_stays_cheap():
     code = ("import sys, grader; assert 'torch' not in sys.modules and 'grader.notebook' not in sys.modules; "
             "grader.check; assert 'grader.notebook' in sys.modules and 'torch' not in sys.modules")
@@ -357,6 +365,15 @@ def _alive(pid: int) -> bool:
 def test_unsaved_rule(ran, unsaved):
     saved = build_notebook(["import grader", DOUBLE_OK])
     assert unsaved_exercises(saved, ran, ["double", "square"]) == unsaved
+
+
+def test_unsaved_rule_reads_markers_as_grading_does():
+    """A marker annotated by the student (`# exercise: double (done)`) counts in grading; so an unsaved edit of
+    that cell is reported too, not silently graded from the old file."""
+    annotated = DOUBLE_OK.replace("# exercise: double", "# exercise: double (done)")
+    saved = build_notebook(["import grader", annotated])
+    assert unsaved_exercises(saved, [annotated], ["double", "square"]) == []
+    assert unsaved_exercises(saved, [annotated.replace("2 * x", "x + x + 1")], ["double", "square"]) == ["double"]
 
 
 def test_an_interrupted_check_leaves_the_service_usable(kernel):

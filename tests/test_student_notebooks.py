@@ -7,7 +7,9 @@ import warnings
 import pytest
 
 from conftest import REPO, VARIANTS, exercise_notebook, write_notebook
+from grader.extract import GET_IPYTHON_NOTE
 from grader.read import read_submission
+from grader.score import SLOW_TOP_LEVEL
 from grader.report import render_text
 from grader.results import PASSED, SKIPPED
 
@@ -90,7 +92,11 @@ def test_ipython_name_is_explained(grader, tmp_path):
                      "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
                      "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n"})
     ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
-    assert ex.status == "error" and "`get_ipython` exists only inside Jupyter" in ex.error
+    # get_ipython() is a do-nothing shell while grading (QA): its magics do nothing, as `%time` lines do
+    assert ex.score == ex.max_score and GET_IPYTHON_NOTE in ex.notes
+    path = exercise_notebook(tmp_path / "out.ipynb", {"lost_leaf": "print(Out[1])\n"})
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "error" and "`Out` exists only inside Jupyter" in ex.error
 
 
 def test_missing_cell_ids_of_nbformat_45_are_quiet(tmp_path):
@@ -102,3 +108,66 @@ def test_missing_cell_ids_of_nbformat_45_are_quiet(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_submission(path).notes == ()
+
+
+def test_answer_kept_below_the_marked_stub_is_named_in_full(grader, tmp_path):
+    """The stub left in the marked cell, the answer written in a new cell below it (Jupyter runs the later def):
+    the report names both cells and the fix, in full (a long note was cut to its first wrapped line)."""
+    path = write_notebook(tmp_path / "below.ipynb", [
+        "import torch", "# exercise: views\ndef last_columns(t, k):\n    raise NotImplementedError\n\n\n"
+        "def diagonal(t):\n    return t.diagonal()\n\n\ndef every_other_column(t):\n    return t[:, ::2]\n",
+        "def last_columns(t, k):\n    return t[:, t.shape[1] - k:]\n"])
+    result = grader.grade(path, only="views")
+    text = " ".join(render_text(result).split())
+    assert ("note: `last_columns` is defined in cell 2, marked `# exercise: views`, and again in cell 3 below it, "
+            "which is not marked: grading uses cell 2's (in Jupyter the later one wins); put the code you want "
+            "graded in cell 2") in text
+
+
+def test_gpu_demo_in_the_exercise_cell_costs_nothing_on_a_machine_without_one(grader, tmp_path):
+    """Colab with a GPU: the exercise cell ends with a demo on 'cuda'. Where grading has no GPU, that demo (and
+    the demo lines after it) is skipped with a note; the functions are graded as on any machine."""
+    import torch
+
+    path = write_notebook(tmp_path / "colab_gpu.ipynb", [
+        "import torch",
+        "# exercise: lost_leaf\ndef make_leaves(device, dtype=torch.float32):\n"
+        "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+        "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n\n\n"
+        "a, b = make_leaves('cuda')\nprint(a.is_leaf, b.device)\n((a + 1) * b).sum().backward()\n"])
+    result = grader.grade(path, only="lost_leaf")
+    ex = result.exercise("lost_leaf")
+    assert ex.status == "graded" and ex.score == ex.max_score, render_text(result)
+    if not torch.cuda.is_available():
+        assert any(n.startswith("`a, b = make_leaves('cuda')` from cell 2 was skipped: ") for n in ex.notes), ex.notes
+
+
+def test_an_exercise_cell_import_the_grader_lacks_is_a_note_unless_the_functions_need_it(grader, tmp_path):
+    """Colab has pandas and tqdm; a grading machine may not. An unused import of the exercise's cell is a note;
+    a function that uses the module still fails its checks, and the note says why."""
+    head = "# exercise: lost_leaf\nimport not_on_the_grader_xyz as pd\nfrom tqdm_not_here_xyz import tqdm\n"
+    ok = ("def make_leaves(device, dtype=torch.float32):\n"
+          "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+          "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n")
+    path = write_notebook(tmp_path / "imports.ipynb", ["import torch", head + ok])
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "graded" and ex.score == ex.max_score
+    assert ("`import not_on_the_grader_xyz as pd` from cell 2 was skipped: ModuleNotFoundError: "
+            "No module named 'not_on_the_grader_xyz'") in ex.notes
+    uses = head + ok.replace("    return", "    pd.DataFrame()\n    return")
+    ex = grader.grade(write_notebook(tmp_path / "uses.ipynb", ["import torch", uses]), only="lost_leaf").exercise("lost_leaf")
+    assert ex.score == 0 and "NameError: name 'pd' is not defined" in ex.checks[0].message
+    assert any("not_on_the_grader_xyz" in n for n in ex.notes)
+
+
+def test_a_demo_loop_that_runs_past_the_time_limit_is_named(grader, tmp_path):
+    """The lecture's training loop left at the top level of the exercise cell runs on every grading too; when it
+    is what ran out of time (no check had finished), the message names its line and the way out."""
+    path = exercise_notebook(tmp_path / "loop.ipynb", {"lost_leaf": (
+        "def make_leaves(device, dtype=torch.float32):\n"
+        "    return (torch.randn(5, device=device, dtype=dtype, requires_grad=True),\n"
+        "            torch.randn(5, device=device, dtype=dtype, requires_grad=True))\n\n\n"
+        "import time\nfor epoch in range(10 ** 6):\n    time.sleep(0.01)\n")})
+    ex = grader.grade(path, only="lost_leaf").exercise("lost_leaf")
+    assert ex.status == "timeout"
+    assert ex.error.endswith(SLOW_TOP_LEVEL.format(what="a loop", where="cell 2, line 8")), ex.error

@@ -110,6 +110,45 @@ def _write_all() -> None:
              "    return t.diagonal()\n\n\ndef every_other_column(t):\n    return t[:, ::2]\n"),
     ], minor=4)
 
+    # Colab, marker pasted from the assignment's web page (BOM, U+00A0), IPython help lines and a top-level
+    # await in the exercise cell, a helper cell with `@torch.no_grad()` and `?` help: all IPython-only (QA, issue 14).
+    write("lost_leaf/pasted_marker_and_ipython_help.ipynb", [
+        cell("import torch\nimport asyncio\ntorch.randn?\n%load_ext autoreload\n%autoreload 2", metadata={"id": "s"}),
+        cell("@torch.no_grad()\ndef fresh(device, dtype):\n    return torch.randn(5, device=device, dtype=dtype)\n\n\n"
+             "??torch.Tensor.requires_grad_", metadata={"id": "h"}),
+        cell("\ufeff\u00a0# exercise: lost_leaf\nmake_leaves?\ndef make_leaves(device, dtype=torch.float32):\n"
+             "    return fresh(device, dtype).requires_grad_(), fresh(device, dtype).requires_grad_()\n\n\n"
+             "await asyncio.sleep(0)\nprint(make_leaves('cpu'))\n", metadata={"id": "e"}),
+    ], minor=0, metadata={"colab": {"provenance": []}, **PYTHON}, indent=2)
+
+    # The new-style autograd.Function (torch >= 2.0): forward without ctx, setup_context saves, vmap-ready.
+    write("implicit_function/setup_context_newton.ipynb", [
+        cell("import torch", cell_id="i1"),
+        cell("# exercise: implicit_function\nclass Implicit(torch.autograd.Function):\n    @staticmethod\n"
+             "    def forward(x, y0, F, max_iter=100):\n        y = y0.detach().clone()\n        for _ in range(max_iter):\n"
+             "            with torch.enable_grad():\n                yv = y.requires_grad_()\n"
+             "                f = F(x.detach(), yv)\n                (dfdy,) = torch.autograd.grad(f.sum(), yv)\n"
+             "            step = f.detach() / dfdy\n            y = y.detach() - step\n"
+             "            if step.abs().max() < 1e-12:\n                break\n        return y\n\n"
+             "    @staticmethod\n    def setup_context(ctx, inputs, output):\n        x, y0, F, *_ = inputs\n"
+             "        ctx.F = F\n        ctx.save_for_backward(x, output)\n\n    @staticmethod\n"
+             "    def backward(ctx, grad_y):\n        x, y = ctx.saved_tensors\n        with torch.enable_grad():\n"
+             "            xv, yv = x.detach().requires_grad_(), y.detach().requires_grad_()\n"
+             "            dfdx, dfdy = torch.autograd.grad(ctx.F(xv, yv).sum(), [xv, yv])\n"
+             "        return -grad_y * dfdx / dfdy, None, None, None\n", cell_id="i2"),
+    ])
+
+    # Colab with a GPU: "Add a form" put `#@title` above the marker, which the student annotated; the exercise
+    # cell imports pandas, sets matplotlib up through get_ipython(), and ends with a demo on "cuda" (QA, issue 14).
+    write("views/colab_gpu_demo_in_exercise_cell.ipynb", [
+        cell("import torch", metadata={"id": "a"}),
+        cell('#@title Views { display-mode: "form" }\n# exercise: views (done)\nimport pandas as pd_not_graded_xyz\n'
+             "get_ipython().run_line_magic('matplotlib', 'inline')\n\n\ndef last_columns(t, k):\n"
+             "    return t[:, t.shape[1] - k:]\n\n\ndef diagonal(t):\n    return torch.diagonal(t)\n\n\n"
+             "def every_other_column(t):\n    return t[:, ::2]\n\n\nt = torch.arange(12.).reshape(3, 4).cuda()\n"
+             "print(diagonal(t).data_ptr() == t.data_ptr())\n", metadata={"id": "b", "cellView": "form"}),
+    ], minor=0, metadata={"colab": {"provenance": []}, "accelerator": "GPU", **PYTHON}, indent=2)
+
 
 if __name__ == "__main__":
     write_all()
