@@ -85,9 +85,9 @@ def test_the_cpu_clock_names_its_resolution_and_where_names_threads():
 
 
 def test_threshold_text_says_where_a_calibrated_threshold_came_from():
-    assert result(threshold=1.3).threshold_text() == "1.3×"
-    calibrated = result(threshold=1.3, reference_speedup=1.69, policy="the larger of 1.2× and R ** 0.5")
-    assert calibrated.threshold_text() == ("1.3× (the larger of 1.2× and R ** 0.5; the reference solution reached "
+    assert result(threshold=1.25).threshold_text() == "1.25×"
+    calibrated = result(threshold=1.25, reference_speedup=1.69, policy="the larger of 1.2× and R ** 0.5")
+    assert calibrated.threshold_text() == ("1.25× (the larger of 1.2× and R ** 0.5; the reference solution reached "
                                            "1.69× here)")
 
 
