@@ -7,7 +7,7 @@
 A real ipykernel kernel (jupyter_client), started as jupyter_server starts one for `student.ipynb`
 (JPY_SESSION_NAME), runs the reference solution's cells and then `grader.check(ID)`: the first check
 (it starts the grading service) and then `--rounds` more. Beside it, a floor process runs the same
-exercise's rubric on the same module in one warm process without any sandbox (bench/batch_bench.py's
+exercise's rubric on the same module in one warm process without any sandbox (bench/floor.py's
 floor: torch imported and warmed once, the grader's pytest arguments and fixtures, one torch thread).
 Floor runs and checks alternate, so both see the same load. Target: second check <= floor + 0.3 s.
 
@@ -37,7 +37,7 @@ TARGET_OVERHEAD_S = 0.3
 
 def floor_server(rubrics: str, notebook: str, exercise_id: str) -> None:
     """`_floor`: warm up as a grader worker does, then time one in-process rubric run per stdin line."""
-    from batch_bench import rubric_run
+    from floor import rubric_run
 
     from grader.assignment import load_assignment
     from grader.extract import extract_exercises
@@ -56,14 +56,14 @@ def floor_server(rubrics: str, notebook: str, exercise_id: str) -> None:
     worker.warm_up()
     torch.set_num_threads(threads)
     exercise = assignment.exercises[exercise_id]
-    chunks = extract_exercises(read_submission(notebook).notebook, [exercise_id])[0][exercise_id].chunks
+    source = extract_exercises(read_submission(notebook).notebook, [exercise_id])[0][exercise_id]
     rootdir = tempfile.mkdtemp(prefix="check-floor-")
-    rubric_run(exercise, chunks, rootdir)  # the rubric's import, once, as in any warm process
+    rubric_run(exercise, source, rootdir)  # the rubric's import, once, as in any warm process
     out.write("ready\n")
     for _ in sys.stdin:
-        run = rubric_run(exercise, chunks, rootdir)
+        run = rubric_run(exercise, source, rootdir)
         out.write(json.dumps({"wall_s": run["wall_s"], "checks_s": run["checks_s"], "failed":
-                              sorted(k for k, v in run["checks"].items() if v["status"] == "failed")}) + "\n")
+                              sorted(k for k, v in run["checks"].items() if v["status"] in ("failed", "error"))}) + "\n")
 
 
 class Kernel:

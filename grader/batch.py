@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -51,7 +52,20 @@ def lock_out(out: Path):
     f.truncate()
     f.write(str(os.getpid()))
     f.flush()
+    _remove_stale_temporaries(out)
     return f
+
+
+# write_atomic's temporary files: `.{name}.` + mkstemp's 8 random characters + `.tmp`.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """What a killed run left mid-write (write_atomic's temporary files): with --out held, no other
+    grader is writing here, so every one of them is stale."""
+    for path in out.rglob(".*.tmp"):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def rubric_fingerprint(assignment: Assignment) -> str:

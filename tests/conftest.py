@@ -59,7 +59,7 @@ def grader(assignment):
 
 @pytest.fixture(scope="session")
 def mini_assignment():
-    """Two tiny exercises (`double`, `square`) with 6 s time limits: for the spine's own tests."""
+    """Two tiny exercises (`double`, `square`) with 3 s time limits: for the spine's own tests."""
     return load_assignment(MINI_RUBRICS)
 
 

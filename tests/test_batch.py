@@ -154,6 +154,8 @@ def test_kill_9_mid_batch_then_resume_grades_each_exactly_once(tmp_path, rubrics
     proc.wait()
     done_before = len(rows(out))
     assert 2 <= done_before < n, "the batch should have been killed midway"
+    # A kill inside write_atomic leaves its temporary file; plant one, in case this kill missed every write.
+    (out / "results" / ".s09.json.k1ll3d_x.tmp").write_text('{"half": ')
     r = grade_cli(subs, out, rubrics=rubrics)
     assert r.returncode == 0
     assert f"{n - done_before} graded, {done_before} unchanged" in r.stdout
@@ -161,7 +163,26 @@ def test_kill_9_mid_batch_then_resume_grades_each_exactly_once(tmp_path, rubrics
     assert sorted(students) == [f"s{i:02d}" for i in range(n)]  # exactly once each in the gradebook
     assert len(list((out / "results").glob("*.json"))) == n
     assert len(list(csv.DictReader((out / "grades.csv").open()))) == n
-    assert not list(out.rglob("*.tmp")) or all(p.name.startswith(".") for p in out.rglob("*.tmp"))
+    assert not list(out.rglob("*.tmp"))  # the resumed run, holding --out, removed what the killed one left
+
+
+def test_holding_out_removes_only_the_temporary_files_a_killed_run_left(tmp_path):
+    from grader.batch import lock_out
+
+    out = tmp_path / "out"
+    stale = [out / "results" / ".alice.json.abc_1234.tmp", out / "gradescope" / "alice" / ".results.json.zz9_aa00.tmp",
+             out / ".grades.csv.q2w3e4r5.tmp"]
+    kept = [out / "results" / "alice.json", out / "notes.tmp", out / "results" / ".alice.json.tmp",
+            out / "feedback" / ".alice.html.TOOLONG99.tmp"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    lock = lock_out(out)
+    try:
+        assert [p for p in stale if p.exists()] == []
+        assert [p for p in kept if not p.exists()] == []
+    finally:
+        lock.close()
 
 
 def test_jobs_1_and_2_give_identical_scores(tmp_path, rubrics):

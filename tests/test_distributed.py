@@ -24,7 +24,7 @@ from grader.distributed import (  # noqa: E402
 SLOW_OK = "import time\ntime.sleep(0.4)\n" + DOUBLE_OK
 HANG = "while True:\n    pass"
 MEMORY_BOMB = "x = bytearray(10**11)\n" + DOUBLE_OK
-# Grows by 50 MB a second: stays inside the 1 GB memory limit until the 6 s time limit stops it.
+# Grows by 50 MB a second: stays inside the 1 GB memory limit until the time limit (mini.yml) stops it.
 SLOW_GROWTH = "import time\nx = []\nwhile True:\n    x.append(bytearray(10**6))\n    time.sleep(0.02)"
 
 
