@@ -110,7 +110,9 @@ FINE_DRIFT_S = 50e-6    # drift below this while probing: the process clock foll
 
 CLOCK_CPU = "CPU time of the calling thread and of any other thread of the run"
 CLOCK_WALL = "wall clock"
-CLOCK_WALL_IDLE = "wall clock (your calls waited off the CPU, so CPU time would flatter them)"
+# No parentheses in a clock's name: `grader validate` masks a measurement's account by its parentheses, and
+# which clock judged may differ between two gradings of the same code on a loaded machine.
+CLOCK_WALL_IDLE = "wall clock, as your calls waited off the CPU and CPU time would flatter them"
 CLOCK_CUDA = "CUDA events"
 
 

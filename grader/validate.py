@@ -150,7 +150,9 @@ def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1
             results = [grader.grade(path, only=only) for _ in range(repeat)]
             return job, results
 
-        with ThreadPoolExecutor(max_workers=max(1, grader.jobs // 2 or 1)) as pool:
+        # As many gradings at once as there are workers: most grade one exercise, and a whole notebook's
+        # exercises queue for the same workers (jobs // 2 left one of two workers idle: 148 s -> 86 s).
+        with ThreadPoolExecutor(max_workers=grader.jobs) as pool:
             graded = list(pool.map(grade, jobs))
     for (kind, variant, path), results in graded:
         result = results[0]

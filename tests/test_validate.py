@@ -118,3 +118,14 @@ def test_determinism_ignores_what_a_variant_leaves_unjudged_and_measured_numbers
 
     why = _difference(comparable(result("passed", "1.30")), comparable(result("failed", "1.10")))
     assert why == "beat_pdist: graded 8.0 vs graded 3.0"
+
+
+def test_determinism_masks_which_clock_judged_a_measurement():
+    """On a loaded machine one grading may judge a speed by CPU time and the next by the wall clock:
+    the same code, the same verdict, so the two messages must compare equal once masked."""
+    from grader.timing import CLOCK_CPU, CLOCK_WALL, CLOCK_WALL_IDLE
+    from grader.validate import _masked
+
+    account = "2.3× the speed of pdist (median of 5 interleaved pairs, pair ratios 2.1–2.4; one call 20 ms, by {})"
+    assert len({_masked(account.format(clock)) for clock in (CLOCK_CPU, CLOCK_WALL, CLOCK_WALL_IDLE)}) == 1
+    assert _masked("0.9× the speed") != _masked("0.9× the speed; tampering")  # masking keeps the words
