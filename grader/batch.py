@@ -26,6 +26,8 @@ from .discover import Entry, Found, discover, file_stem, scan, student_id  # noq
 from .results import SubmissionResult, unusable_input
 from .safe_text import for_terminal, path_text
 
+GONE = ("{n} student(s) graded in an earlier run are not in this class folder, so not in this run's grades.csv, "
+        "index.json or LMS files (their history stays in gradebook.sqlite): {students}")
 OUT_BUSY = ("{out}: another `grader grade` (pid {pid}) is writing this folder",
             "wait for it to finish, or give this run another --out")
 
@@ -131,12 +133,20 @@ class Outputs:
             return self._feedback.render(read_submission(entry.path).notebook, result)
 
     def finish(self, entries: Iterable[Entry] = ()) -> None:
-        rows = list(self.gradebook.latest().values())
+        """The class files describe the class found this run: a student graded before whose file is gone
+        (withdrawn, renamed) is named in the summary and kept in the gradebook's history, not in the files
+        a TA uploads."""
+        entries = list(entries)
+        latest = self.gradebook.latest()
+        found = {e.student for e in entries}
+        gone = [s for s in latest if entries and s not in found]
+        rows = [row for s, row in latest.items() if s not in gone]
+        notes = self.notes + ([GONE.format(n=len(gone), students=", ".join(gone))] if gone else [])
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
         write_atomic(self.out / "index.json", json.dumps(self.index(rows), indent=1, ensure_ascii=False))
-        extra = self.semester.finish(rows, list(entries), self.gradebook) if self.semester else ""
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes) + extra)
+        extra = self.semester.finish(rows, entries, self.gradebook) if self.semester else ""
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, notes) + extra)
 
     def index(self, rows) -> dict:
         """Each student id → their display name, submission and files: the output file names are

@@ -40,9 +40,10 @@ from .safe_text import csv_cell
 CANVAS, MOODLE = "canvas", "moodle"
 
 # Letters and digits only (Canvas strips the rest), any script.
-CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$")
-CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$")
-MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$")
+CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
+CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
+MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$", re.DOTALL)
+# (DOTALL: a newline is legal in a Linux file name.)
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 
 TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
@@ -134,9 +135,29 @@ def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), TIME_MTIME
 
 
-def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None, list[_File]]:
+def _kept(root: Path, out: Path | None) -> list[Path]:
+    from .discover import output_folder
+
+    return [p for p in sorted(root.iterdir()) if not _ignored((p.name,)) and not output_folder(p, out)]
+
+
+def _unwrap(root: Path, zip_times: dict[str, datetime], staging: Path,
+            out: Path | None) -> tuple[Path, dict[str, datetime]]:
+    """The download inside what a TA made of it: a lone top folder (`submissions/`, unzipped and zipped
+    again) or a lone zip in the zip (the download zipped again), one level each."""
+    kept = _kept(root, out)
+    if len(kept) == 1 and kept[0].is_dir() and not parse_moodle(kept[0].name):
+        prefix = kept[0].name + "/"
+        root, zip_times = kept[0], {k[len(prefix):]: v for k, v in zip_times.items() if k.startswith(prefix)}
+        kept = _kept(root, out)
+    if len(kept) == 1 and kept[0].is_file() and kept[0].suffix.lower() == ".zip" and zipfile.is_zipfile(kept[0]):
+        return stage(kept[0], Path(staging) / ".inner")
+    return root, zip_times
+
+
+def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None) -> tuple[str | None, list[_File]]:
     """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
-    items = [p for p in sorted(root.iterdir()) if not _ignored((p.name,))]
+    items = _kept(root, out)
     if not items:
         return None, []
     files = []
@@ -167,13 +188,16 @@ def discover(source: Path, staging: Path, fallback=None):
     files hold no notebook is an unusable entry, so every student of the download appears in every output."""
     from .batch import Entry
 
-    root, zip_times = stage(source, staging)
-    lms, files = _candidates(root, zip_times)
+    staged, zip_times = stage(source, staging)
+    out = Path(staging).parent.resolve()  # the staging folder is --out/.lms: --out is never a student
+    root, zip_times = _unwrap(staged, zip_times, staging, out)
+    lms, files = _candidates(root, zip_times, out)
     if lms is None:
         if fallback:
-            return fallback(root)
-        if root != Path(source):  # a zip unpacked only to look: the plain-folder rules read it in place
-            shutil.rmtree(root, ignore_errors=True)
+            return fallback(staged)
+        if staged != Path(source):  # a zip unpacked only to look: the plain-folder rules read it in place
+            shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(Path(staging) / ".inner", ignore_errors=True)
         return None
     by_student: dict[str, list[_File]] = {}
     for f in files:

@@ -1,0 +1,129 @@
+"""What TAs really give `grader grade`: --out inside the class folder, a student gone since the last
+run, downloads saved with an extra extension, a Canvas zip re-zipped or with a top folder. Every
+student found is in every output once; nothing else is."""
+
+import csv
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+from conftest import DOUBLE_OK, exercise_notebook
+from test_class_folder import grade
+from test_lms import canvas_zip, moodle_folder, nb_bytes
+
+from grader import lms
+from grader.discover import scan
+
+
+def index(out: Path) -> dict:
+    return json.loads((out / "index.json").read_text(encoding="utf-8"))
+
+
+def grades_students(out: Path) -> list[str]:
+    return [r["student"] for r in csv.DictReader((out / "grades.csv").open(encoding="utf-8-sig"))]
+
+
+def test_out_inside_the_class_folder_is_never_a_student(tmp_path):
+    subs = tmp_path / "subs"
+    for name in ("alice", "bob"):
+        exercise_notebook(subs / f"{name}.ipynb", {"double": DOUBLE_OK})
+    for run in (1, 2):
+        r = grade(subs, subs / "results", "--force")
+        assert r.returncode == 0, r.stderr
+        assert "2 submissions: 2 graded" in r.stdout, (run, r.stdout)
+        assert sorted(index(subs / "results")) == ["alice", "bob"]
+        assert grades_students(subs / "results") == ["alice", "bob"]
+    # An earlier run's output folder beside the notebooks (it holds a gradebook) is not a student either.
+    (subs / "results").rename(subs / "old results")
+    r = grade(subs, tmp_path / "out")
+    assert r.returncode == 0 and "2 submissions: 2 graded" in r.stdout, r.stdout + r.stderr
+    assert "old results" in r.stderr and "output folder" in r.stderr
+
+
+def test_out_equal_to_the_class_folder_is_refused_before_anything_is_written(tmp_path):
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "alice.ipynb", {"double": DOUBLE_OK})
+    r = grade(str(subs) + "/", subs)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "--out" in r.stderr and "the submissions folder" in r.stderr
+    assert sorted(p.name for p in subs.iterdir()) == ["alice.ipynb"]
+
+
+def test_an_lms_download_with_out_inside_it_stays_an_lms_download(tmp_path):
+    subs = moodle_folder(tmp_path / "moodle")
+    for run in (1, 2):
+        r = grade(subs, subs / "graded")
+        assert r.returncode == 0, r.stderr
+        assert sorted(index(subs / "graded")) == ["201", "202", "203"], (run, r.stderr)
+
+
+def test_a_student_gone_since_the_last_run_leaves_the_outputs_but_not_the_history(tmp_path):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob"):
+        exercise_notebook(subs / f"{name}.ipynb", {"double": DOUBLE_OK})
+    assert grade(subs, out).returncode == 0
+    (subs / "bob.ipynb").rename(subs / "bob_final.ipynb")  # a renamed file: a new id, the old one gone
+    r = grade(subs, out)
+    assert r.returncode == 0, r.stderr
+    assert "2 submissions: 1 graded, 1 unchanged" in r.stdout
+    assert sorted(index(out)) == ["alice", "bob_final"]
+    assert grades_students(out) == ["alice", "bob_final"]
+    assert [r["student"] for r in csv.DictReader((out / "final_grades.csv").open(encoding="utf-8-sig"))] == \
+        ["alice", "bob_final"]
+    summary = (out / "summary.html").read_text(encoding="utf-8")
+    assert "2 submissions" in summary and "bob</" in summary and "not in this class folder" in summary
+    with sqlite3.connect(out / "gradebook.sqlite") as db:  # the history keeps bob
+        assert "bob" in {s for (s,) in db.execute("select student from grades")}
+
+
+def test_a_notebook_saved_with_an_extra_extension_is_a_student_with_a_clear_problem(tmp_path):
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "alice.ipynb", {"double": DOUBLE_OK})
+    exercise_notebook(subs / "bob.ipynb.txt", {"double": DOUBLE_OK})
+    exercise_notebook(subs / "cem.ipynb.json", {"double": DOUBLE_OK})
+    exercise_notebook(subs / "dana" / "hw.ipynb.txt", {"double": DOUBLE_OK})
+    entries = {e.student: e for e in scan(subs).entries}
+    assert sorted(entries) == ["alice", "bob", "cem", "dana"]
+    assert entries["alice"].problem is None
+    assert "bob.ipynb.txt" in entries["bob"].problem and "rename it to bob.ipynb" in entries["bob"].problem
+    assert "hw.ipynb.txt" in entries["dana"].problem and "rename it to hw.ipynb" in entries["dana"].problem
+
+
+def test_a_canvas_zip_with_a_top_folder_or_zipped_again_is_still_canvas(tmp_path):
+    inner = canvas_zip(tmp_path / "submissions.zip")
+    with zipfile.ZipFile(inner) as z:
+        members = [(i, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(tmp_path / "top.zip", "w") as z:
+        for info, data in members:
+            info.filename = "submissions/" + info.filename if not info.filename.startswith("__MACOSX") else \
+                info.filename
+            z.writestr(info, data)
+        z.writestr("__MACOSX/submissions/._x", b"\0")
+    with zipfile.ZipFile(tmp_path / "again.zip", "w") as z:
+        z.write(inner, "submissions.zip")
+        z.writestr("__MACOSX/._submissions.zip", b"\0")
+    for source in (tmp_path / "top.zip", tmp_path / "again.zip"):
+        entries = {e.student: e for e in lms.discover(source, tmp_path / "staging" / source.stem)}
+        assert sorted(entries) == ["101", "102", "anon_Xy9aB"], source
+        assert entries["101"].identity.late is True
+        assert entries["101"].identity.time_source == lms.TIME_ZIP  # the members' own times, not the outer zip's
+        assert entries["101"].identity.submitted_at.isoformat() == "2026-12-02T01:30:00"
+
+
+def test_a_canvas_name_with_a_newline_is_still_canvas():
+    i = lms.parse_canvas("doejane_102_9002_my\nhomework.ipynb")
+    assert (i.student, i.original_name) == ("102", "my\nhomework.ipynb")
+
+
+def test_a_plain_zip_inside_a_zip_is_named_in_the_note(tmp_path):
+    with zipfile.ZipFile(tmp_path / "class.zip", "w") as z:
+        z.writestr("alice.ipynb", nb_bytes())
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as z:
+        z.write(tmp_path / "class.zip", "class.zip")
+        z.writestr("bob.ipynb", nbformat.writes(nbformat.v4.new_notebook()))
+    found = scan(tmp_path / "outer.zip")
+    assert [e.student for e in found.entries] == ["bob"]
+    assert any("class.zip" in n and "zip inside a zip" in n for n in found.notes), found.notes
