@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .archive import decoded_name, unsafe_reason
 from .errors import ConfigError
 from .read import MAX_NOTEBOOK_BYTES
 from .safe_text import csv_cell
@@ -76,7 +78,9 @@ class _File:
 
 
 def parse_canvas(name: str) -> Identity | None:
-    """The identity a Canvas download file name carries, or None if it is not one."""
+    """The identity a Canvas download file name carries, or None if it is not one. A name as a Mac
+    hands it back (decomposed: "u" + a combining diaeresis) is the same name."""
+    name = unicodedata.normalize("NFC", name)
     m = CANVAS_ANON.match(name)
     if m:
         return Identity(CANVAS, f"anon_{m['anon']}", f"anon_{m['anon']}", bool(m["late"]), original_name=m["file"])
@@ -87,6 +91,7 @@ def parse_canvas(name: str) -> Identity | None:
 
 
 def parse_moodle(name: str) -> Identity | None:
+    name = unicodedata.normalize("NFC", name)
     m = MOODLE_NAME.match(name)
     if not m:
         return None
@@ -116,8 +121,9 @@ def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
     times = {}
     with zipfile.ZipFile(source) as z:
         for info in z.infolist():
-            parts = tuple(p for p in info.filename.split("/") if p)
-            if info.is_dir() or not parts or _ignored(parts) or ".." in parts:
+            name = decoded_name(info)  # a zip without the UTF-8 flag (macOS, old tools) spelled as meant
+            parts = tuple(p for p in name.split("/") if p)
+            if info.is_dir() or not parts or _ignored(parts) or unsafe_reason(name):
                 continue
             dest = target.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +171,8 @@ def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = N
         for p in items:
             ident = parse_canvas(p.name)
             when, source = _file_time(p, root, zip_times)
-            att = int((CANVAS_ANON.match(p.name) or CANVAS_NAME.match(p.name))["att"])
+            nfc = unicodedata.normalize("NFC", p.name)
+            att = int((CANVAS_ANON.match(nfc) or CANVAS_NAME.match(nfc))["att"])
             files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
         return CANVAS, files
     if all(parse_moodle(p.name) for p in items):

@@ -127,3 +127,54 @@ def test_a_plain_zip_inside_a_zip_is_named_in_the_note(tmp_path):
     found = scan(tmp_path / "outer.zip")
     assert [e.student for e in found.entries] == ["bob"]
     assert any("class.zip" in n and "zip inside a zip" in n for n in found.notes), found.notes
+
+
+def test_a_canvas_download_unzipped_on_a_mac_or_zipped_without_the_utf8_flag_stays_canvas(tmp_path):
+    import os
+    import unicodedata
+
+    from test_class_folder import _NoUtf8Flag
+
+    with zipfile.ZipFile(canvas_zip(tmp_path / "submissions.zip")) as z:
+        z.extractall(tmp_path / "mac")
+        members = [(i, z.read(i)) for i in z.infolist()]
+    for p in (tmp_path / "mac").iterdir():  # macOS's file systems hand names back decomposed (NFD)
+        os.rename(p, p.with_name(unicodedata.normalize("NFD", p.name)))
+    with zipfile.ZipFile(tmp_path / "noflag.zip", "w") as z:
+        for info, data in members:
+            plain = _NoUtf8Flag(info.filename, info.date_time)
+            z.writestr(plain, data)
+    for source in (tmp_path / "mac", tmp_path / "noflag.zip"):
+        entries = {e.student: e for e in lms.discover(source, tmp_path / "staging" / source.name)}
+        assert sorted(entries) == ["101", "102", "anon_Xy9aB"], source
+        assert entries["101"].display == "müllerjürgen" and entries["101"].identity.late is True
+
+
+def comparable_outputs(out: Path) -> dict:
+    """What a TA reads: each student's status and score, and grades.csv's rows (durations left out)."""
+    rows = {r["student"]: {k: v for k, v in r.items() if k != "submission"}
+            for r in csv.DictReader((out / "grades.csv").open(encoding="utf-8-sig"))}
+    return {"index": {s: (v["display"], v["status"]) for s, v in index(out).items()}, "grades": rows}
+
+
+def test_dask_gives_the_same_outputs_as_local_for_hostile_names_zips_and_an_lms_download(tmp_path):
+    import os
+
+    subs = tmp_path / "subs"
+    for name in ("new\nline", "{0}%s{}", "-- out", "ß ﬁ"):
+        exercise_notebook(subs / f"{name}.ipynb", {"double": DOUBLE_OK})
+    os.rename(exercise_notebook(subs / "x.ipynb", {"double": DOUBLE_OK}), os.fsencode(subs) + b"/caf\xe9.ipynb")
+    (subs / "empty.ipynb").write_bytes(b"")
+    exercise_notebook(subs / "saved.ipynb.txt", {"double": DOUBLE_OK})
+    with zipfile.ZipFile(subs / "more.zip", "w") as z:
+        z.writestr("zoë/hw.ipynb", nb_bytes())
+    canvas = canvas_zip(tmp_path / "canvas.zip")
+    for source, extra in ((subs, ()), (canvas, ("--canvas-assignment", "Intro"))):
+        outs = {}
+        for executor in ("local", "dask"):
+            out = tmp_path / f"{source.stem}-{executor}"
+            r = grade(source, out, "--executor", executor, *extra)
+            assert r.returncode == 0, r.stdout + r.stderr
+            outs[executor] = comparable_outputs(out)
+        assert outs["dask"] == outs["local"]
+    assert sorted(outs["local"]["index"]) == ["101", "102", "anon_Xy9aB"]
