@@ -235,10 +235,14 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
     todo, skipped, unusable = [], 0, 0
     fingerprints = {}
     for entry in entries:
-        if not force and outputs.is_current(entry):
-            skipped += 1
-            continue
-        fingerprints[entry.student] = outputs.fingerprint(entry)
+        try:
+            if not force and outputs.is_current(entry):
+                skipped += 1
+                continue
+            fingerprints[entry.student] = outputs.fingerprint(entry)
+        except UnusableSubmission as e:  # not even its bytes can be read (a damaged zip member): only this student
+            entry = dataclasses.replace(entry, problem=str(e))
+            fingerprints[entry.student] = outputs.fingerprint(entry)
         if entry.problem is not None:
             outputs.record(entry, fingerprints[entry.student], None, entry.problem)
             unusable += 1

@@ -30,6 +30,7 @@ import re
 import shutil
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +53,8 @@ TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
 LATEST_NOTE = "{n} notebooks were submitted; graded the latest ({chosen}), not {others}"
+UNREADABLE_MEMBER = "{zip}: member {name}: cannot be read from the zip ({why})"
+UNREADABLE_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, OSError)
 NOT_NOTEBOOK_NOTE = "ignored {name}: not a notebook"
 NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit the notebook itself"
 
@@ -107,18 +110,19 @@ def _ignored(parts: tuple[str, ...]) -> bool:
     return any(p in IGNORED_PARTS or p.startswith(".") or p.endswith("-checkpoint.ipynb") for p in parts)
 
 
-def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
+def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime], dict[str, str]]:
     """A zip unpacked under `staging`, or the folder itself. Returns the folder and, for a zip, each member's
-    stamped time (naive: zip times carry no zone)."""
+    stamped time (naive: zip times carry no zone) and why a member could not be unpacked (encrypted, damaged)."""
     source = Path(source)
     if source.is_dir():
-        return source, {}
+        return source, {}, {}
     if not zipfile.is_zipfile(source):
-        raise ConfigError(f"{source}: neither a folder nor a zip file of submissions")
+        raise ConfigError(f"{source}: neither a folder nor a readable zip file of submissions"
+                          f"{' (a truncated or damaged download?)' if source.suffix.lower() == '.zip' else ''}")
     target = Path(staging) / source.stem
     if target.exists():
         shutil.rmtree(target)
-    times = {}
+    times, broken = {}, {}
     with zipfile.ZipFile(source) as z:
         for info in z.infolist():
             name = decoded_name(info)  # a zip without the UTF-8 flag (macOS, old tools) spelled as meant
@@ -127,11 +131,16 @@ def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
                 continue
             dest = target.joinpath(*parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(dest, "wb") as dst:
-                # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
-                dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
-            times[dest.relative_to(target).as_posix()] = datetime(*info.date_time)
-    return target, times
+            rel = dest.relative_to(target).as_posix()
+            try:
+                with z.open(info) as src, open(dest, "wb") as dst:
+                    # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
+                    dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
+            except UNREADABLE_ERRORS as e:  # one student's member: the file stays (empty), its entry says why
+                dest.write_bytes(b"")
+                broken[rel] = UNREADABLE_MEMBER.format(zip=source, name=name, why=e)
+            times[rel] = datetime(*info.date_time)
+    return target, times, broken
 
 
 def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[datetime, str]:
@@ -147,18 +156,19 @@ def _kept(root: Path, out: Path | None) -> list[Path]:
     return [p for p in sorted(root.iterdir()) if not _ignored((p.name,)) and not output_folder(p, out)]
 
 
-def _unwrap(root: Path, zip_times: dict[str, datetime], staging: Path,
-            out: Path | None) -> tuple[Path, dict[str, datetime]]:
+def _unwrap(root: Path, zip_times: dict[str, datetime], broken: dict[str, str], staging: Path,
+            out: Path | None) -> tuple[Path, dict[str, datetime], dict[str, str]]:
     """The download inside what a TA made of it: a lone top folder (`submissions/`, unzipped and zipped
     again) or a lone zip in the zip (the download zipped again), one level each."""
     kept = _kept(root, out)
     if len(kept) == 1 and kept[0].is_dir() and not parse_moodle(kept[0].name):
         prefix = kept[0].name + "/"
-        root, zip_times = kept[0], {k[len(prefix):]: v for k, v in zip_times.items() if k.startswith(prefix)}
+        root = kept[0]
+        zip_times, broken = ({k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)} for d in (zip_times, broken))
         kept = _kept(root, out)
     if len(kept) == 1 and kept[0].is_file() and kept[0].suffix.lower() == ".zip" and zipfile.is_zipfile(kept[0]):
         return stage(kept[0], Path(staging) / ".inner")
-    return root, zip_times
+    return root, zip_times, broken
 
 
 def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None) -> tuple[str | None, list[_File]]:
@@ -195,9 +205,9 @@ def discover(source: Path, staging: Path, fallback=None):
     files hold no notebook is an unusable entry, so every student of the download appears in every output."""
     from .batch import Entry
 
-    staged, zip_times = stage(source, staging)
+    staged, zip_times, broken = stage(source, staging)
     out = Path(staging).parent.resolve()  # the staging folder is --out/.lms: --out is never a student
-    root, zip_times = _unwrap(staged, zip_times, staging, out)
+    root, zip_times, broken = _unwrap(staged, zip_times, broken, staging, out)
     lms, files = _candidates(root, zip_times, out)
     if lms is None:
         if fallback:
@@ -223,7 +233,8 @@ def discover(source: Path, staging: Path, fallback=None):
         if len(notebooks) > 1:
             notes.append(LATEST_NOTE.format(n=len(notebooks), chosen=chosen.path.name,
                                             others=", ".join(f.path.name for f in notebooks[:-1])))
-        entries.append(Entry(student, chosen.path, display=chosen.identity.name,
+        problem = broken.get(chosen.path.relative_to(root).as_posix())
+        entries.append(Entry(student, chosen.path, problem, display=chosen.identity.name,
                              identity=replace(chosen.identity, notes=tuple(notes))))
     return entries
 

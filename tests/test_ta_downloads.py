@@ -178,3 +178,47 @@ def test_dask_gives_the_same_outputs_as_local_for_hostile_names_zips_and_an_lms_
             outs[executor] = comparable_outputs(out)
         assert outs["dask"] == outs["local"]
     assert sorted(outs["local"]["index"]) == ["101", "102", "anon_Xy9aB"]
+
+
+def damaged(path: Path, names: dict[str, bytes], encrypted: str, corrupt: str) -> Path:
+    """A zip with one member marked encrypted (as a password-protected zip is) and one whose deflated
+    data is damaged (an interrupted download)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in names.items():
+            z.writestr(name, data)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        infos = {i.filename: i for i in z.infolist()}
+    data[infos[encrypted].header_offset + 6] |= 1  # local header flag: encrypted
+    central = data.find(b"PK\x01\x02")
+    while central != -1:  # and the central directory's entry for it
+        size = 46 + int.from_bytes(data[central + 28:central + 30], "little")
+        if data[central + 46:central + size].decode() == encrypted:
+            data[central + 8] |= 1
+        central = data.find(b"PK\x01\x02", central + 4)
+    info = infos[corrupt]
+    start = info.header_offset + 30 + len(corrupt.encode())
+    data[start + 5:start + 25] = bytes(b ^ 0xFF for b in data[start + 5:start + 25])
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_encrypted_or_damaged_member_costs_only_its_student(tmp_path):
+    good = nb_bytes()
+    plain = damaged(tmp_path / "class.zip", {"alice.ipynb": good, "bob.ipynb": good, "cem.ipynb": good},
+                    encrypted="bob.ipynb", corrupt="cem.ipynb")
+    r = grade(plain, tmp_path / "out")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "3 submissions: 1 graded, 0 unchanged (not graded again), 2 unusable" in r.stdout
+    problems = {s: json.loads((tmp_path / "out" / v["results"]).read_text()).get("error")
+                for s, v in index(tmp_path / "out").items()}
+    assert problems["alice"] is None and "encrypted" in problems["bob"] and "cem.ipynb" in problems["cem"]
+
+    canvas = damaged(tmp_path / "canvas.zip", {"doejane_102_9002_intro.ipynb": good, "roebob_103_9003_intro.ipynb": good,
+                                               "kahncem_104_9004_intro.ipynb": good},
+                     encrypted="roebob_103_9003_intro.ipynb", corrupt="kahncem_104_9004_intro.ipynb")
+    entries = {e.student: e for e in lms.discover(canvas, tmp_path / "staging")}
+    assert sorted(entries) == ["102", "103", "104"]
+    assert entries["102"].problem is None
+    assert "roebob_103_9003_intro.ipynb" in entries["103"].problem and "encrypted" in entries["103"].problem
+    assert "kahncem_104_9004_intro.ipynb" in entries["104"].problem and "cannot be read" in entries["104"].problem
