@@ -222,3 +222,24 @@ def test_an_encrypted_or_damaged_member_costs_only_its_student(tmp_path):
     assert entries["102"].problem is None
     assert "roebob_103_9003_intro.ipynb" in entries["103"].problem and "encrypted" in entries["103"].problem
     assert "kahncem_104_9004_intro.ipynb" in entries["104"].problem and "cannot be read" in entries["104"].problem
+
+
+def test_similarity_compares_the_class_of_the_last_run_not_every_student_ever_graded_in_out(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import MINI_RUBRICS
+    from test_similarity import ALICE_DOUBLE, ALICE_SQUARE, BOB_DOUBLE, BOB_SQUARE, CAROL_DOUBLE, CAROL_SQUARE
+
+    out = tmp_path / "out"
+    exercise_notebook(tmp_path / "week1" / "alice.ipynb", {"double": ALICE_DOUBLE, "square": ALICE_SQUARE})
+    exercise_notebook(tmp_path / "week1" / "bob.ipynb", {"double": BOB_DOUBLE, "square": BOB_SQUARE})
+    exercise_notebook(tmp_path / "week2" / "carol.ipynb", {"double": CAROL_DOUBLE, "square": CAROL_SQUARE})
+    exercise_notebook(tmp_path / "week2" / "bob.ipynb", {"double": BOB_DOUBLE, "square": BOB_SQUARE})
+    assert grade(tmp_path / "week1", out).returncode == 0
+    assert grade(tmp_path / "week2", out).returncode == 0  # alice is gone; bob's file is week2's
+    r = subprocess.run([sys.executable, "-m", "grader", "similarity", str(out), "--rubrics", str(MINI_RUBRICS)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 pairs compared over 2 students"), r.stdout
+    assert "alice" not in (out / "similarity.html").read_text(encoding="utf-8")
