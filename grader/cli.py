@@ -210,8 +210,9 @@ def add_semester_options(p) -> None:
 
 
 def _user_path(text: str) -> Path:
-    """`--out=~/grades` reaches us with its `~` (the shell expands it only as a word of its own)."""
-    return Path(text).expanduser()
+    """`--out=~/grades` reaches us with its `~` (the shell expands it only as a word of its own); absolute,
+    because the gradebook records where each notebook is for later commands run from anywhere (similarity)."""
+    return Path(text).expanduser().absolute()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -243,3 +243,42 @@ def test_similarity_compares_the_class_of_the_last_run_not_every_student_ever_gr
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("1 pairs compared over 2 students"), r.stdout
     assert "alice" not in (out / "similarity.html").read_text(encoding="utf-8")
+
+
+def test_relative_paths_are_recorded_so_any_later_command_finds_the_notebooks(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import MINI_RUBRICS
+    from test_similarity import ALICE_DOUBLE, ALICE_SQUARE, BOB_DOUBLE, BOB_SQUARE
+
+    (tmp_path / "elsewhere").mkdir()
+    exercise_notebook(tmp_path / "subs" / "alice.ipynb", {"double": ALICE_DOUBLE, "square": ALICE_SQUARE})
+    exercise_notebook(tmp_path / "subs" / "bob.ipynb", {"double": BOB_DOUBLE, "square": BOB_SQUARE})
+    r = subprocess.run([sys.executable, "-m", "grader", "grade", "subs", "--out", "out", "--rubrics", str(MINI_RUBRICS)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert index(tmp_path / "out")["alice"]["submission"] == str(tmp_path / "subs" / "alice.ipynb")
+    r = subprocess.run([sys.executable, "-m", "grader", "similarity", "../out", "--rubrics", str(MINI_RUBRICS)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path / "elsewhere")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 pairs compared over 2 students") and "alice  bob" in r.stdout, r.stdout
+
+
+def test_outputs_get_the_permissions_of_any_file_the_ta_makes(tmp_path):
+    """A TA publishes feedback pages from a web folder or shares OUT with the other TAs: the files follow the
+    umask like every other file of theirs, not the private 0600 of a temporary file."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MINI_RUBRICS
+
+    exercise_notebook(tmp_path / "subs" / "alice.ipynb", {"double": DOUBLE_OK})
+    r = subprocess.run([sys.executable, "-m", "grader", "grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"),
+                        "--rubrics", str(MINI_RUBRICS)], capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: os.umask(0o022))
+    assert r.returncode == 0, r.stderr
+    entry = index(tmp_path / "out")["alice"]
+    for name in ("grades.csv", "summary.html", "index.json", entry["feedback"], entry["results"], entry["gradescope"]):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o644, name
