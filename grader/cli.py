@@ -105,8 +105,9 @@ def cmd_grade(args) -> int:
         args.policy, args.adjustments, args.roster, args.canvas_assignment, args.canvas_assignment_id))
     # An LMS download (Canvas, Moodle; zip or folder) is keyed by LMS ids; anything else by the
     # plain class-folder rules (a zip read in place).
-    lms_entries = lms.discover(args.submissions, args.out / LMS_STAGING)
-    found = Found(lms_entries, []) if lms_entries is not None else scan(args.submissions, out=args.out)
+    lms_notes: list[str] = []
+    lms_entries = lms.discover(args.submissions, args.out / LMS_STAGING, notes=lms_notes)
+    found = Found(lms_entries, lms_notes) if lms_entries is not None else scan(args.submissions, out=args.out)
     for note in found.notes:  # residue left out: the TA sees what was not graded, and why
         print(f"note: {for_terminal(note, one_line=True)}", file=sys.stderr)
     entries = found.entries

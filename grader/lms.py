@@ -43,7 +43,7 @@ from .safe_text import csv_cell
 CANVAS, MOODLE = "canvas", "moodle"
 
 # Letters and digits only (Canvas strips the rest), any script.
-CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
+CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]*)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
 CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
 MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$", re.DOTALL)
 # (DOTALL: a newline is legal in a Linux file name.)
@@ -55,6 +55,8 @@ IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 LATEST_NOTE = "{n} notebooks were submitted; graded the latest ({chosen}), not {others}"
 UNREADABLE_MEMBER = "{zip}: member {name}: cannot be read from the zip ({why})"
 UNREADABLE_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, OSError)
+NOT_CANVAS_NOTE = "ignored {name}: not a Canvas submission file (not named sortablename_userid_attachmentid_file)"
+NOT_MOODLE_NOTE = "ignored {name}: not a Moodle submission (not named Full Name_participantid_assignsubmission_...)"
 NOT_NOTEBOOK_NOTE = "ignored {name}: not a notebook"
 NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit the notebook itself"
 
@@ -88,8 +90,8 @@ def parse_canvas(name: str) -> Identity | None:
     if m:
         return Identity(CANVAS, f"anon_{m['anon']}", f"anon_{m['anon']}", bool(m["late"]), original_name=m["file"])
     m = CANVAS_NAME.match(name)
-    if m and m["sortable"] != "anon":
-        return Identity(CANVAS, m["uid"], m["sortable"], bool(m["late"]), original_name=m["file"])
+    if m and m["sortable"] != "anon":  # a name of no letters or digits at all leaves Canvas an empty sortable name
+        return Identity(CANVAS, m["uid"], m["sortable"] or m["uid"], bool(m["late"]), original_name=m["file"])
     return None
 
 
@@ -107,7 +109,13 @@ def _resubmission(original: str) -> int:
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
-    return any(p in IGNORED_PARTS or p.startswith(".") or p.endswith("-checkpoint.ipynb") for p in parts)
+    """Residue of the TA's unzip or the student's Jupyter folder. Not `-checkpoint.ipynb`: every file of an
+    LMS download is one the student uploaded, and it may be their only notebook (the saved one wins beside it)."""
+    return any(p in IGNORED_PARTS or p.startswith(".") for p in parts)
+
+
+def _checkpoint(f: "_File") -> bool:
+    return f.identity.original_name.lower().endswith("-checkpoint.ipynb")
 
 
 def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime], dict[str, str]]:
@@ -171,25 +179,45 @@ def _unwrap(root: Path, zip_times: dict[str, datetime], broken: dict[str, str], 
     return root, zip_times, broken
 
 
-def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None) -> tuple[str | None, list[_File]]:
+def _not_a_submission(p: Path) -> bool:
+    """A file a TA keeps beside a download (roster, policy, notes): not a notebook, a folder or a zip,
+    so never a student the plain-folder rules would have graded."""
+    return p.is_file() and not p.name.lower().endswith((".ipynb", ".zip", ".ipynb.txt", ".ipynb.json"))
+
+
+def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None,
+                notes: list[str] | None = None) -> tuple[str | None, list[_File]]:
     """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
     items = _kept(root, out)
     if not items:
         return None, []
     files = []
-    if all(p.is_file() and parse_canvas(p.name) for p in items):
+    canvas = [p for p in items if p.is_file() and parse_canvas(p.name)]
+    if canvas and all(p in canvas or _not_a_submission(p) for p in items):
         for p in items:
+            if p not in canvas:
+                if notes is not None:
+                    notes.append(NOT_CANVAS_NOTE.format(name=p.name))
+                continue
             ident = parse_canvas(p.name)
             when, source = _file_time(p, root, zip_times)
             nfc = unicodedata.normalize("NFC", p.name)
             att = int((CANVAS_ANON.match(nfc) or CANVAS_NAME.match(nfc))["att"])
             files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
         return CANVAS, files
-    if all(parse_moodle(p.name) for p in items):
+    moodle = [p for p in items if parse_moodle(p.name)]
+    if moodle and all(p in moodle or _not_a_submission(p) for p in items):
         for p in items:
+            if p not in moodle:
+                if notes is not None:
+                    notes.append(NOT_MOODLE_NOTE.format(name=p.name))
+                continue
             ident = parse_moodle(p.name)
             inside = sorted(q for q in p.rglob("*") if q.is_file() and not _ignored(q.relative_to(p).parts)) \
                 if p.is_dir() else [p]
+            if not inside:  # a participant folder with nothing (left) in it: still a student of the class
+                when, source = _file_time(p, root, zip_times)
+                files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (0, 0.0, "")))
             for q in inside:
                 original = q.name if p.is_dir() else ident.original_name
                 when, source = _file_time(q, root, zip_times)
@@ -199,7 +227,7 @@ def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = N
     return None, []
 
 
-def discover(source: Path, staging: Path, fallback=None):
+def discover(source: Path, staging: Path, fallback=None, notes: list[str] | None = None):
     """The class in an LMS download (zip or folder) as batch entries keyed by LMS id. Anything else is
     `fallback(folder)` (the plain-folder rules; a zip unpacked first), or None without one. A student whose
     files hold no notebook is an unusable entry, so every student of the download appears in every output."""
@@ -208,7 +236,7 @@ def discover(source: Path, staging: Path, fallback=None):
     staged, zip_times, broken = stage(source, staging)
     out = Path(staging).parent.resolve()  # the staging folder is --out/.lms: --out is never a student
     root, zip_times, broken = _unwrap(staged, zip_times, broken, staging, out)
-    lms, files = _candidates(root, zip_times, out)
+    lms, files = _candidates(root, zip_times, out, notes)
     if lms is None:
         if fallback:
             return fallback(staged)
@@ -223,6 +251,7 @@ def discover(source: Path, staging: Path, fallback=None):
     for student, own in sorted(by_student.items()):
         own.sort(key=lambda f: f.order)
         notebooks = [f for f in own if f.identity.original_name.lower().endswith(".ipynb")]
+        notebooks.sort(key=lambda f: (not _checkpoint(f), f.order))  # the last is graded: a saved one if any
         notes = [NOT_NOTEBOOK_NOTE.format(name=f.path.relative_to(root).as_posix()) for f in own if f not in notebooks]
         if not notebooks:
             names = ", ".join(f.path.relative_to(root).as_posix() for f in own)

@@ -282,3 +282,47 @@ def test_outputs_get_the_permissions_of_any_file_the_ta_makes(tmp_path):
     entry = index(tmp_path / "out")["alice"]
     for name in ("grades.csv", "summary.html", "index.json", entry["feedback"], entry["results"], entry["gradescope"]):
         assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_every_student_of_an_lms_download_is_an_entry_even_with_only_a_checkpoint_or_nothing(tmp_path):
+    """In an LMS download every file is what the student uploaded: a `-checkpoint.ipynb` is their submission
+    when it is their only notebook (the saved one wins beside it), and an empty folder is a student too."""
+    canvas = tmp_path / "canvas"
+    canvas.mkdir()
+    (canvas / "doejane_102_9002_hw-checkpoint.ipynb").write_bytes(nb_bytes())
+    (canvas / "roebob_103_9003_hw.ipynb").write_bytes(nb_bytes())
+    (canvas / "roebob_103_9004_hw-checkpoint.ipynb").write_bytes(nb_bytes())  # a later attachment id
+    entries = {e.student: e for e in lms.discover(canvas, tmp_path / "staging")}
+    assert sorted(entries) == ["102", "103"]
+    assert entries["102"].path.name == "doejane_102_9002_hw-checkpoint.ipynb" and entries["102"].problem is None
+    assert entries["103"].path.name == "roebob_103_9003_hw.ipynb"
+
+    moodle = tmp_path / "moodle"
+    (moodle / "Ana Ruiz_203_assignsubmission_file_").mkdir(parents=True)
+    (moodle / "Ana Ruiz_203_assignsubmission_file_" / "hw-checkpoint.ipynb").write_bytes(nb_bytes())
+    (moodle / "Bo Li_204_assignsubmission_file_").mkdir()
+    (moodle / "Bo Li_204_assignsubmission_file_" / ".DS_Store").write_bytes(b"\0")
+    entries = {e.student: e for e in lms.discover(moodle, tmp_path / "staging")}
+    assert sorted(entries) == ["203", "204"]
+    assert entries["203"].path.name == "hw-checkpoint.ipynb" and entries["203"].problem is None
+    assert "no .ipynb notebook" in entries["204"].problem and entries["204"].display == "Bo Li"
+    (moodle / "grades.xlsx").write_bytes(b"PK")  # the TA's own file beside the download
+    notes = []
+    assert sorted(e.student for e in lms.discover(moodle, tmp_path / "staging", notes=notes)) == ["203", "204"]
+    assert any("grades.xlsx" in n and "not a Moodle" in n for n in notes)
+
+
+def test_a_file_the_ta_put_into_a_canvas_download_does_not_turn_it_into_a_plain_folder(tmp_path):
+    with zipfile.ZipFile(canvas_zip(tmp_path / "submissions.zip")) as z:
+        z.extractall(tmp_path / "canvas")
+    (tmp_path / "canvas" / "roster.csv").write_text("Student,ID\n")  # the TA's own files beside the download
+    (tmp_path / "canvas" / "policy.yml").write_text("due: 2026-11-30T23:59:00+01:00\n")
+    (tmp_path / "canvas" / "_555_9010_hw.ipynb").write_bytes(nb_bytes())  # a student whose name has no letters
+    notes = []
+    entries = {e.student: e for e in lms.discover(tmp_path / "canvas", tmp_path / "staging", notes=notes)}
+    assert sorted(entries) == ["101", "102", "555", "anon_Xy9aB"]
+    assert entries["555"].display == "555"
+    assert any("roster.csv" in n and "not a Canvas" in n for n in notes) and any("policy.yml" in n for n in notes)
+    # A notebook that is not a Canvas file may be a student: then the plain-folder rules read every file.
+    (tmp_path / "canvas" / "solution.ipynb").write_bytes(nb_bytes())
+    assert lms.discover(tmp_path / "canvas", tmp_path / "staging") is None
