@@ -326,3 +326,11 @@ def test_a_file_the_ta_put_into_a_canvas_download_does_not_turn_it_into_a_plain_
     # A notebook that is not a Canvas file may be a student: then the plain-folder rules read every file.
     (tmp_path / "canvas" / "solution.ipynb").write_bytes(nb_bytes())
     assert lms.discover(tmp_path / "canvas", tmp_path / "staging") is None
+
+
+def test_a_tilde_the_shell_left_is_the_home_folder_and_paths_are_absolute(tmp_path, monkeypatch):
+    from grader.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["grade", "subs/", "--out=~/results"])  # bash leaves `~` after `=`
+    assert args.out == Path.home() / "results" and args.submissions == tmp_path / "subs"
