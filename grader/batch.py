@@ -140,7 +140,7 @@ class Outputs:
         latest = self.gradebook.latest()
         found = {e.student for e in entries}
         gone = [s for s in latest if entries and s not in found]
-        rows = [row for s, row in latest.items() if s not in gone]
+        rows = _out_of_the_class_max([row for s, row in latest.items() if s not in gone])
         notes = self.notes + ([GONE.format(n=len(gone), students=", ".join(gone))] if gone else [])
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
@@ -160,6 +160,14 @@ class Outputs:
 
     def close(self) -> None:
         self.gradebook.close()
+
+
+def _out_of_the_class_max(rows):
+    """An unusable submission has no exercises to add up its points: it scores 0 out of what the graded ones
+    are out of (0 of 0 is no grade; a spreadsheet divides by it). The gradebook keeps the row as recorded."""
+    maximum = max((row.max_score for row in rows if row.status == "graded"), default=0)
+    return [dataclasses.replace(row, max_score=maximum) if row.status != "graded" and not row.max_score else row
+            for row in rows]
 
 
 def _plain_page(text: str) -> str:

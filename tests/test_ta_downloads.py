@@ -334,3 +334,17 @@ def test_a_tilde_the_shell_left_is_the_home_folder_and_paths_are_absolute(tmp_pa
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["grade", "subs/", "--out=~/results"])  # bash leaves `~` after `=`
     assert args.out == Path.home() / "results" and args.submissions == tmp_path / "subs"
+
+
+def test_an_unusable_submission_counts_against_the_assignments_points_not_zero(tmp_path):
+    """0 of 0 is no grade: a spreadsheet divides by max_total, the LMS worksheets show it."""
+    subs = tmp_path / "subs"
+    exercise_notebook(subs / "alice.ipynb", {"double": DOUBLE_OK})
+    (subs / "bob.ipynb").write_bytes(b"")
+    r = grade(subs, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    rows = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open(encoding="utf-8-sig"))}
+    assert rows["bob"]["status"] == "unusable" and rows["bob"]["total"] == "0"
+    assert rows["bob"]["max_total"] == rows["alice"]["max_total"] == "5"
+    finals = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "final_grades.csv").open(encoding="utf-8"))}
+    assert finals["bob"]["max"] == "5" and finals["bob"]["final"] == "0"
