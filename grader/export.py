@@ -151,6 +151,8 @@ def _md_escape(text: str) -> str:
 # JupyterLab's page, except that highlighted code is not run through the HTML sanitizer a second
 # time: Pygments has escaped every character of it, and sanitizing it took 40% of a page's time.
 _FEEDBACK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{#- No require.js from a CDN: it serves outputs and widgets, which the page drops. -#}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {% block input %}
 <div class="jp-CodeMirrorEditor jp-Editor jp-InputArea-editor" data-type="inline">
      <div class="cm-editor cm-s-jupyter">

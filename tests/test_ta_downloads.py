@@ -265,9 +265,10 @@ def test_relative_paths_are_recorded_so_any_later_command_finds_the_notebooks(tm
     assert r.stdout.startswith("1 pairs compared over 2 students") and "alice  bob" in r.stdout, r.stdout
 
 
-def test_outputs_get_the_permissions_of_any_file_the_ta_makes(tmp_path):
+def test_outputs_are_files_a_ta_can_share_and_open_offline(tmp_path):
     """A TA publishes feedback pages from a web folder or shares OUT with the other TAs: the files follow the
-    umask like every other file of theirs, not the private 0600 of a temporary file."""
+    umask like every other file of theirs, not the private 0600 of a temporary file. A page loads no script
+    it does not use (require.js is for outputs and widgets, which the page drops)."""
     import os
     import subprocess
     import sys
@@ -282,6 +283,8 @@ def test_outputs_get_the_permissions_of_any_file_the_ta_makes(tmp_path):
     entry = index(tmp_path / "out")["alice"]
     for name in ("grades.csv", "summary.html", "index.json", entry["feedback"], entry["results"], entry["gradescope"]):
         assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o644, name
+    page = (tmp_path / "out" / entry["feedback"]).read_text(encoding="utf-8")
+    assert "require.min.js" not in page and "Score: 3 / 5" in page
 
 
 def test_every_student_of_an_lms_download_is_an_entry_even_with_only_a_checkpoint_or_nothing(tmp_path):
