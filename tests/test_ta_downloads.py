@@ -351,3 +351,21 @@ def test_an_unusable_submission_counts_against_the_assignments_points_not_zero(t
     assert rows["bob"]["max_total"] == rows["alice"]["max_total"] == "5"
     finals = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "final_grades.csv").open(encoding="utf-8"))}
     assert finals["bob"]["max"] == "5" and finals["bob"]["final"] == "0"
+
+
+def test_odd_notebook_files_get_a_plain_reason_or_are_read(tmp_path):
+    from grader.errors import UnusableSubmission
+    from grader.read import read_submission
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    bom = tmp_path / "notepad.ipynb"  # Windows Notepad saves UTF-8 with a byte-order mark
+    bom.write_bytes(b"\xef\xbb\xbf" + nbformat.writes(nb).encode())
+    assert read_submission(bom).notebook.cells[0].source == "x = 1"
+    odd = tmp_path / "odd.ipynb"
+    odd.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [nb.cells[0], 1]}))
+    try:
+        read_submission(odd)
+    except UnusableSubmission as e:
+        assert "odd.ipynb" in str(e) and "cell 2 is not a cell" in str(e), str(e)
+    else:
+        raise AssertionError("a notebook with a number for a cell was read")
