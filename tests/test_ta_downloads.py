@@ -369,3 +369,34 @@ def test_odd_notebook_files_get_a_plain_reason_or_are_read(tmp_path):
         assert "odd.ipynb" in str(e) and "cell 2 is not a cell" in str(e), str(e)
     else:
         raise AssertionError("a notebook with a number for a cell was read")
+
+
+def test_a_killed_canvas_batch_resumes_to_the_outputs_of_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import MINI_RUBRICS
+
+    canvas = canvas_zip(tmp_path / "submissions.zip")
+
+    def command(out):
+        return [sys.executable, "-m", "grader", "grade", str(canvas), "--out", str(out), "--rubrics", str(MINI_RUBRICS),
+                "--jobs", "1", "--canvas-assignment", "Intro"]
+
+    killed = subprocess.Popen(command(tmp_path / "out"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out" / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    resumed = subprocess.run(command(tmp_path / "out"), capture_output=True, text=True, timeout=300)
+    fresh = subprocess.run(command(tmp_path / "fresh"), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == fresh.returncode == 0, resumed.stderr + fresh.stderr
+    assert "3 submissions:" in resumed.stdout and "unchanged" in resumed.stdout
+    for name in ("canvas_gradebook.csv", "final_grades.csv"):
+        assert (tmp_path / "out" / name).read_text() == (tmp_path / "fresh" / name).read_text(), name
+    strip = lambda out: {s: {k: v for k, v in e.items() if k != "submission"} for s, e in index(out).items()}  # noqa: E731
+    assert strip(tmp_path / "out") == strip(tmp_path / "fresh")
