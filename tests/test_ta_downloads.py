@@ -400,3 +400,15 @@ def test_a_killed_canvas_batch_resumes_to_the_outputs_of_an_uninterrupted_one(tm
         assert (tmp_path / "out" / name).read_text() == (tmp_path / "fresh" / name).read_text(), name
     strip = lambda out: {s: {k: v for k, v in e.items() if k != "submission"} for s, e in index(out).items()}  # noqa: E731
     assert strip(tmp_path / "out") == strip(tmp_path / "fresh")
+
+
+def test_names_that_differ_only_under_nfkc_are_two_students(tmp_path):
+    """The id is the name as written (NFC only): `ﬁ` (a ligature) and `fi` are two students, each with files
+    of their own, as two names in two scripts that look alike are."""
+    from grader.discover import file_stem
+
+    for name in ("Raﬁ", "Rafi", "Rafi\u0301"):
+        exercise_notebook(tmp_path / f"{name}.ipynb", {"double": DOUBLE_OK})
+    ids = sorted(e.student for e in scan(tmp_path).entries)
+    assert ids == ["Rafi", "Rafí", "Raﬁ"]  # the combining accent is composed (NFC): one name in a Mac's form too
+    assert len({file_stem(i) for i in ids}) == 3
