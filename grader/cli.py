@@ -98,6 +98,10 @@ def cmd_grade(args) -> int:
     from .semester import LMS_STAGING, Semester, SemesterOptions
 
     assignment = load_assignment(args.rubrics)
+    if not args.submissions.exists():  # checked before --out is made: a typo leaves no empty results folder
+        raise ConfigError(f"{args.submissions}: no such folder or zip")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"{args.out}: --out must be a folder, and this is a file")
     if Path(args.out).resolve() == Path(args.submissions).resolve():
         raise ConfigError(OUT_IS_SUBMISSIONS.format(out=args.out), OUT_IS_SUBMISSIONS_TIP)
     lock = lock_out(args.out)  # held until this process ends; before anything is written under --out

@@ -412,3 +412,14 @@ def test_names_that_differ_only_under_nfkc_are_two_students(tmp_path):
     ids = sorted(e.student for e in scan(tmp_path).entries)
     assert ids == ["Rafi", "Rafí", "Raﬁ"]  # the combining accent is composed (NFC): one name in a Mac's form too
     assert len({file_stem(i) for i in ids}) == 3
+
+
+def test_a_mistyped_folder_or_an_out_that_is_a_file_is_one_clear_error_and_writes_nothing(tmp_path):
+    exercise_notebook(tmp_path / "subs" / "alice.ipynb", {"double": DOUBLE_OK})
+    r = grade(tmp_path / "sbus", tmp_path / "out")
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    assert "sbus: no such folder or zip" in r.stderr and not (tmp_path / "out").exists()
+    (tmp_path / "results.csv").write_text("x")
+    r = grade(tmp_path / "subs", tmp_path / "results.csv")
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    assert "results.csv: --out must be a folder" in r.stderr and (tmp_path / "results.csv").read_text() == "x"
