@@ -138,14 +138,15 @@ def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime], dict[
             if info.is_dir() or not parts or _ignored(parts) or unsafe_reason(name):
                 continue
             dest = target.joinpath(*parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
             rel = dest.relative_to(target).as_posix()
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)  # fails where `a` and `a/b` are both members
                 with z.open(info) as src, open(dest, "wb") as dst:
                     # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
                     dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
             except UNREADABLE_ERRORS as e:  # one student's member: the file stays (empty), its entry says why
-                dest.write_bytes(b"")
+                if dest.parent.is_dir() and not dest.is_dir():
+                    dest.write_bytes(b"")
                 broken[rel] = UNREADABLE_MEMBER.format(zip=source, name=name, why=e)
             times[rel] = datetime(*info.date_time)
     return target, times, broken

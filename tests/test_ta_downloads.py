@@ -423,3 +423,12 @@ def test_a_mistyped_folder_or_an_out_that_is_a_file_is_one_clear_error_and_write
     r = grade(tmp_path / "subs", tmp_path / "results.csv")
     assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
     assert "results.csv: --out must be a folder" in r.stderr and (tmp_path / "results.csv").read_text() == "x"
+
+
+def test_a_zip_whose_member_names_clash_as_file_and_folder_is_still_read(tmp_path):
+    with zipfile.ZipFile(tmp_path / "canvas.zip", "w") as z:
+        z.writestr("doejane_102_9002_intro.ipynb", nb_bytes())
+        z.writestr("doejane_102_9002_intro.ipynb/x", b"{}")  # `a` and `a/b`: only a hand-made zip holds both
+        z.writestr("roebob_103_9003_intro.ipynb", nb_bytes())
+    entries = {e.student: e for e in lms.discover(tmp_path / "canvas.zip", tmp_path / "staging")}
+    assert sorted(entries) == ["102", "103"] and entries["103"].problem is None
