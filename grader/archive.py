@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -102,5 +103,5 @@ def read_member(path: Path) -> bytes:
     try:
         with zipfile.ZipFile(archive) as z, z.open(found[0].info) as f:
             return f.read(MAX_MEMBER_BYTES)
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError, EOFError) as e:  # damaged data
         raise UnusableSubmission(path, f"cannot be read from the zip ({e})") from None

@@ -27,6 +27,8 @@ from .discover import Entry, Found, discover, file_stem, scan, student_id  # noq
 from .results import SubmissionResult, unusable_input
 from .safe_text import for_terminal, path_text
 
+GONE = ("{n} student(s) graded in an earlier run are not in this class folder, so not in this run's grades.csv, "
+        "index.json or LMS files (their history stays in gradebook.sqlite): {students}")
 OUT_BUSY = ("{out}: another `grader grade` (pid {pid}) is writing this folder",
             "wait for it to finish, or give this run another --out")
 
@@ -145,12 +147,20 @@ class Outputs:
             return self._feedback.render(read_submission(entry.path).notebook, result)
 
     def finish(self, entries: Iterable[Entry] = ()) -> None:
-        rows = list(self.gradebook.latest().values())
+        """The class files describe the class found this run: a student graded before whose file is gone
+        (withdrawn, renamed) is named in the summary and kept in the gradebook's history, not in the files
+        a TA uploads."""
+        entries = list(entries)
+        latest = self.gradebook.latest()
+        found = {e.student for e in entries}
+        gone = [s for s in latest if entries and s not in found]
+        rows = _out_of_the_class_max([row for s, row in latest.items() if s not in gone])
+        notes = self.notes + ([GONE.format(n=len(gone), students=", ".join(gone))] if gone else [])
         ids = list(self.assignment.exercises)
         write_atomic(self.out / "grades.csv", grades_csv(rows, ids))
         write_atomic(self.out / "index.json", json.dumps(self.index(rows), indent=1, ensure_ascii=False))
-        extra = self.semester.finish(rows, list(entries), self.gradebook) if self.semester else ""
-        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, self.notes) + extra)
+        extra = self.semester.finish(rows, entries, self.gradebook) if self.semester else ""
+        write_atomic(self.out / "summary.html", summary_html(rows, self.assignment.name, ids, notes) + extra)
 
     def index(self, rows) -> dict:
         """Each student id → their display name, submission and files: the output file names are
@@ -164,6 +174,14 @@ class Outputs:
 
     def close(self) -> None:
         self.gradebook.close()
+
+
+def _out_of_the_class_max(rows):
+    """An unusable submission has no exercises to add up its points: it scores 0 out of what the graded ones
+    are out of (0 of 0 is no grade; a spreadsheet divides by it). The gradebook keeps the row as recorded."""
+    maximum = max((row.max_score for row in rows if row.status == "graded"), default=0)
+    return [dataclasses.replace(row, max_score=maximum) if row.status != "graded" and not row.max_score else row
+            for row in rows]
 
 
 def _plain_page(text: str) -> str:
@@ -239,10 +257,14 @@ def grade_batch(entries: Iterable[Entry], outputs: Outputs, executor: Executor, 
     todo, skipped, unusable = [], 0, 0
     fingerprints = {}
     for entry in entries:
-        if not force and outputs.is_current(entry):
-            skipped += 1
-            continue
-        fingerprints[entry.student] = outputs.fingerprint(entry)
+        try:
+            if not force and outputs.is_current(entry):
+                skipped += 1
+                continue
+            fingerprints[entry.student] = outputs.fingerprint(entry)
+        except UnusableSubmission as e:  # not even its bytes can be read (a damaged zip member): only this student
+            entry = dataclasses.replace(entry, problem=str(e))
+            fingerprints[entry.student] = outputs.fingerprint(entry)
         if entry.problem is not None:
             outputs.record(entry, fingerprints[entry.student], None, entry.problem)
             unusable += 1

@@ -86,6 +86,10 @@ def cmd_list(args) -> int:
     return 0
 
 
+OUT_IS_SUBMISSIONS = "--out {out} is the submissions folder itself: the results would be read as students next time"
+OUT_IS_SUBMISSIONS_TIP = "give --out a folder of its own, e.g. --out results (inside the submissions folder is fine)"
+
+
 def cmd_grade(args) -> int:
     from . import lms
     from .batch import Outputs, grade_batch, local_executor, lock_out
@@ -94,13 +98,20 @@ def cmd_grade(args) -> int:
     from .semester import LMS_STAGING, Semester, SemesterOptions
 
     assignment = load_assignment(args.rubrics)
+    if not args.submissions.exists():  # checked before --out is made: a typo leaves no empty results folder
+        raise ConfigError(f"{args.submissions}: no such folder or zip")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"{args.out}: --out must be a folder, and this is a file")
+    if Path(args.out).resolve() == Path(args.submissions).resolve():
+        raise ConfigError(OUT_IS_SUBMISSIONS.format(out=args.out), OUT_IS_SUBMISSIONS_TIP)
     lock = lock_out(args.out)  # held until this process ends; before anything is written under --out
     semester = Semester(args.out, assignment.rubrics_dir, SemesterOptions(
         args.policy, args.adjustments, args.roster, args.canvas_assignment, args.canvas_assignment_id))
     # An LMS download (Canvas, Moodle; zip or folder) is keyed by LMS ids; anything else by the
     # plain class-folder rules (a zip read in place).
-    lms_entries = lms.discover(args.submissions, args.out / LMS_STAGING)
-    found = Found(lms_entries, []) if lms_entries is not None else scan(args.submissions)
+    lms_notes: list[str] = []
+    lms_entries = lms.discover(args.submissions, args.out / LMS_STAGING, notes=lms_notes)
+    found = Found(lms_entries, lms_notes) if lms_entries is not None else scan(args.submissions, out=args.out)
     for note in found.notes:  # residue left out: the TA sees what was not graded, and why
         print(f"note: {for_terminal(note, one_line=True)}", file=sys.stderr)
     entries = found.entries
@@ -203,6 +214,12 @@ def add_semester_options(p) -> None:
     p.add_argument("--canvas-assignment-id", default=None, help="the Canvas assignment's id, so the import matches it")
 
 
+def _user_path(text: str) -> Path:
+    """`--out=~/grades` reaches us with its `~` (the shell expands it only as a word of its own); absolute,
+    because the gradebook records where each notebook is for later commands run from anywhere (similarity)."""
+    return Path(text).expanduser().absolute()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch exercise notebooks.")
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
@@ -222,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: up to 2)")
 
     p = add("grade", cmd_grade, "grade every notebook under a folder (one per student) and write the class's results")
-    p.add_argument("submissions", type=Path, help="<student>.ipynb files, or one folder per student")
-    p.add_argument("--out", type=Path, required=True, help="where results, gradebook and reports go")
+    p.add_argument("submissions", type=_user_path, help="<student>.ipynb files, or one folder per student")
+    p.add_argument("--out", type=_user_path, required=True, help="where results, gradebook and reports go")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: the number of cores)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", default=None, help="with --executor dask: tcp://HOST:PORT of a running cluster")

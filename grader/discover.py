@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 RESIDUE = {"__MACOSX": "macOS archive residue (resource forks), not a submission"}
 HIDDEN = "a hidden file or folder (Jupyter's .ipynb_checkpoints, macOS's .DS_Store and ._ files)"
 CHECKPOINT = "a Jupyter autosave copy (-checkpoint.ipynb), not the saved notebook"
+OUTPUT_FOLDER = "the output folder of `grader grade` (it holds {mark}), not a student"
+THIS_OUT = "this run's --out folder, not a student"
+OUTPUT_MARK = "gradebook.sqlite"  # every --out folder holds one (grader/batch.py)
+ZIP_IN_ZIP = "a zip inside a zip is not read: unzip the outer zip and grade the folder"
+# A browser's "Save as" or an LMS preview adds an extension: the notebook is there, under a name no one grades.
+SAVED_AS = re.compile(r"(?i)^(?P<stem>.+\.ipynb)\.(txt|json)$")
+EXTRA_EXTENSION = "{path}: saved as '{name}', not as a notebook (.ipynb): rename it to {stem}"
 SAME_ID = ("{n} submissions would {both} have the id {id!r}: {sources}. Each is graded under its own id, "
            "the name followed by where it came from")
 
@@ -121,7 +128,22 @@ def _zip_items(archive: Path, rel: str, notes: list[str]) -> list[_Item]:
     return items(tree, "")
 
 
-def _ignored(item: _Item) -> str | None:
+def output_folder(path: Path, out: Path | None = None) -> str | None:
+    """Why a folder on disk is grader output, not submissions: this run's --out (resolved), or an
+    earlier run's (--out inside the class folder, renamed or not)."""
+    if not path.is_dir():
+        return None
+    if out is not None and path.resolve() == out:
+        return THIS_OUT
+    if (path / OUTPUT_MARK).is_file():
+        return OUTPUT_FOLDER.format(mark=OUTPUT_MARK)
+    return None
+
+
+def _ignored(item: _Item, out: Path | None = None) -> str | None:
+    why = item.items is not None and output_folder(item.path, out)
+    if why:
+        return why
     if item.name in RESIDUE:
         return RESIDUE[item.name]
     if item.name.startswith("."):
@@ -131,11 +153,13 @@ def _ignored(item: _Item) -> str | None:
     return None
 
 
-def scan(root: Path) -> Found:
+def scan(root: Path, out: Path | None = None) -> Found:
     """`root/<student>.ipynb` or `root/<student>/<anything>.ipynb`, one notebook per student; a `.zip`
     (as root or in it) is read as a folder of such. Residue is left out with a note; two submissions
-    that would share an id both get one of their own, with a note."""
+    that would share an id both get one of their own, with a note. `out`, this run's output folder,
+    and any earlier one are never students, wherever they are."""
     root = Path(root)
+    out = Path(out).resolve() if out is not None else None
     notes: list[str] = []
     if root.is_file() and root.suffix.lower() == ".zip":
         top = _unwrap(_zip_items(root, root.name, notes))
@@ -151,15 +175,19 @@ def scan(root: Path) -> Found:
 
     def take(items: list[_Item], in_zip: bool) -> None:
         for item in items:
-            why = _ignored(item)
+            why = _ignored(item, out)
             if why:
                 notes.append(f"ignored {item.rel}{'/' if item.items else ''}: {why}")
             elif item.items is not None:
-                candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored, notes)))
+                candidates.append((student_id(item.name), item, *_one_notebook(item, inner_ignored, notes, out)))
             elif item.name.lower().endswith(".ipynb"):
                 candidates.append((student_id(item.name), item, item.path, _named(item)))
+            elif SAVED_AS.match(item.name):
+                candidates.append((student_id(SAVED_AS.match(item.name)["stem"]), item, item.path, _saved_as(item)))
             elif item.name.lower().endswith(".zip") and not in_zip:
                 take(_unwrap(_zip_items(item.path, item.rel, notes)), True)
+            elif item.name.lower().endswith(".zip"):
+                notes.append(f"ignored {item.rel}: {ZIP_IN_ZIP}")
             else:
                 notes.append(f"ignored {item.rel}: not a notebook, a folder or a zip")
 
@@ -184,19 +212,23 @@ def _unwrap(items: list[_Item]) -> list[_Item]:
     return items
 
 
-def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> tuple[Path, str | None]:
+def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str],
+                  out: Path | None = None) -> tuple[Path, str | None]:
     """The one notebook in a student's folder, looking into a zip they uploaded there too."""
     notebooks: list[_Item] = []
+    saved_as: list[_Item] = []
 
     def walk(item: _Item) -> None:
         for child in item.items():
-            why = _ignored(child)
+            why = _ignored(child, out)
             if why:
                 ignored[why] = ignored.get(why, 0) + 1
             elif child.items is not None:
                 walk(child)
             elif child.name.lower().endswith(".ipynb"):
                 notebooks.append(child)
+            elif SAVED_AS.match(child.name):
+                saved_as.append(child)
             elif child.name.lower().endswith(".zip") and child.path.is_file():  # on disk: not a zip in a zip
                 walk(_Item(child.name, child.rel, child.path, lambda c=child: _zip_items(c.path, c.rel, notes)))
 
@@ -206,10 +238,16 @@ def _one_notebook(folder: _Item, ignored: dict[str, int], notes: list[str]) -> t
         return folder.path, f"{folder.path}: cannot be read ({e.strerror or e})"
     if len(notebooks) == 1:
         return notebooks[0].path, _named(notebooks[0])
+    if not notebooks and len(saved_as) == 1:
+        return saved_as[0].path, _saved_as(saved_as[0])
     if not notebooks:
         return folder.path, f"{folder.path}: no .ipynb notebook in this student's folder"
     names = ", ".join(n.rel.removeprefix(folder.rel + "/") for n in notebooks[:5])
     return folder.path, f"{folder.path}: {len(notebooks)} notebooks ({names}); a student's folder must hold exactly one"
+
+
+def _saved_as(item: _Item) -> str:
+    return EXTRA_EXTENSION.format(path=item.path, name=item.name, stem=SAVED_AS.match(item.name)["stem"])
 
 
 def _named(item: _Item) -> str | None:

@@ -27,10 +27,16 @@ from .results import GRADED, PASSED, SKIPPED, SubmissionResult
 from .safe_text import csv_cell
 
 
+# The process's umask, read once while importing (setting it is the only way to read it, and not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would keep feedback pages from a web folder or other TAs
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -145,6 +151,8 @@ def _md_escape(text: str) -> str:
 # JupyterLab's page, except that highlighted code is not run through the HTML sanitizer a second
 # time: Pygments has escaped every character of it, and sanitizing it took 40% of a page's time.
 _FEEDBACK_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{#- No require.js from a CDN: it serves outputs and widgets, which the page drops. -#}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {% block input %}
 <div class="jp-CodeMirrorEditor jp-Editor jp-InputArea-editor" data-type="inline">
      <div class="cm-editor cm-s-jupyter">

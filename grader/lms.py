@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .archive import decoded_name, unsafe_reason
 from .errors import ConfigError
 from .read import MAX_NOTEBOOK_BYTES
 from .safe_text import csv_cell
@@ -40,15 +43,20 @@ from .safe_text import csv_cell
 CANVAS, MOODLE = "canvas", "moodle"
 
 # Letters and digits only (Canvas strips the rest), any script.
-CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$")
-CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$")
-MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$")
+CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]*)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
+CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
+MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$", re.DOTALL)
+# (DOTALL: a newline is legal in a Linux file name.)
 RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 
 TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
 LATEST_NOTE = "{n} notebooks were submitted; graded the latest ({chosen}), not {others}"
+UNREADABLE_MEMBER = "{zip}: member {name}: cannot be read from the zip ({why})"
+UNREADABLE_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, OSError)
+NOT_CANVAS_NOTE = "ignored {name}: not a Canvas submission file (not named sortablename_userid_attachmentid_file)"
+NOT_MOODLE_NOTE = "ignored {name}: not a Moodle submission (not named Full Name_participantid_assignsubmission_...)"
 NOT_NOTEBOOK_NOTE = "ignored {name}: not a notebook"
 NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit the notebook itself"
 
@@ -75,17 +83,20 @@ class _File:
 
 
 def parse_canvas(name: str) -> Identity | None:
-    """The identity a Canvas download file name carries, or None if it is not one."""
+    """The identity a Canvas download file name carries, or None if it is not one. A name as a Mac
+    hands it back (decomposed: "u" + a combining diaeresis) is the same name."""
+    name = unicodedata.normalize("NFC", name)
     m = CANVAS_ANON.match(name)
     if m:
         return Identity(CANVAS, f"anon_{m['anon']}", f"anon_{m['anon']}", bool(m["late"]), original_name=m["file"])
     m = CANVAS_NAME.match(name)
-    if m and m["sortable"] != "anon":
-        return Identity(CANVAS, m["uid"], m["sortable"], bool(m["late"]), original_name=m["file"])
+    if m and m["sortable"] != "anon":  # a name of no letters or digits at all leaves Canvas an empty sortable name
+        return Identity(CANVAS, m["uid"], m["sortable"] or m["uid"], bool(m["late"]), original_name=m["file"])
     return None
 
 
 def parse_moodle(name: str) -> Identity | None:
+    name = unicodedata.normalize("NFC", name)
     m = MOODLE_NAME.match(name)
     if not m:
         return None
@@ -98,33 +109,47 @@ def _resubmission(original: str) -> int:
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
-    return any(p in IGNORED_PARTS or p.startswith(".") or p.endswith("-checkpoint.ipynb") for p in parts)
+    """Residue of the TA's unzip or the student's Jupyter folder. Not `-checkpoint.ipynb`: every file of an
+    LMS download is one the student uploaded, and it may be their only notebook (the saved one wins beside it)."""
+    return any(p in IGNORED_PARTS or p.startswith(".") for p in parts)
 
 
-def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime]]:
+def _checkpoint(f: "_File") -> bool:
+    return f.identity.original_name.lower().endswith("-checkpoint.ipynb")
+
+
+def stage(source: Path, staging: Path) -> tuple[Path, dict[str, datetime], dict[str, str]]:
     """A zip unpacked under `staging`, or the folder itself. Returns the folder and, for a zip, each member's
-    stamped time (naive: zip times carry no zone)."""
+    stamped time (naive: zip times carry no zone) and why a member could not be unpacked (encrypted, damaged)."""
     source = Path(source)
     if source.is_dir():
-        return source, {}
+        return source, {}, {}
     if not zipfile.is_zipfile(source):
-        raise ConfigError(f"{source}: neither a folder nor a zip file of submissions")
+        raise ConfigError(f"{source}: neither a folder nor a readable zip file of submissions"
+                          f"{' (a truncated or damaged download?)' if source.suffix.lower() == '.zip' else ''}")
     target = Path(staging) / source.stem
     if target.exists():
         shutil.rmtree(target)
-    times = {}
+    times, broken = {}, {}
     with zipfile.ZipFile(source) as z:
         for info in z.infolist():
-            parts = tuple(p for p in info.filename.split("/") if p)
-            if info.is_dir() or not parts or _ignored(parts) or ".." in parts:
+            name = decoded_name(info)  # a zip without the UTF-8 flag (macOS, old tools) spelled as meant
+            parts = tuple(p for p in name.split("/") if p)
+            if info.is_dir() or not parts or _ignored(parts) or unsafe_reason(name):
                 continue
             dest = target.joinpath(*parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(dest, "wb") as dst:
-                # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
-                dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
-            times[dest.relative_to(target).as_posix()] = datetime(*info.date_time)
-    return target, times
+            rel = dest.relative_to(target).as_posix()
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)  # fails where `a` and `a/b` are both members
+                with z.open(info) as src, open(dest, "wb") as dst:
+                    # Never more than the reader accepts (plus a byte, so it says why): a zip bomb stays small here.
+                    dst.write(src.read(MAX_NOTEBOOK_BYTES + 1))
+            except UNREADABLE_ERRORS as e:  # one student's member: the file stays (empty), its entry says why
+                if dest.parent.is_dir() and not dest.is_dir():
+                    dest.write_bytes(b"")
+                broken[rel] = UNREADABLE_MEMBER.format(zip=source, name=name, why=e)
+            times[rel] = datetime(*info.date_time)
+    return target, times, broken
 
 
 def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[datetime, str]:
@@ -134,24 +159,66 @@ def _file_time(path: Path, root: Path, zip_times: dict[str, datetime]) -> tuple[
     return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), TIME_MTIME
 
 
-def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None, list[_File]]:
+def _kept(root: Path, out: Path | None) -> list[Path]:
+    from .discover import output_folder
+
+    return [p for p in sorted(root.iterdir()) if not _ignored((p.name,)) and not output_folder(p, out)]
+
+
+def _unwrap(root: Path, zip_times: dict[str, datetime], broken: dict[str, str], staging: Path,
+            out: Path | None) -> tuple[Path, dict[str, datetime], dict[str, str]]:
+    """The download inside what a TA made of it: a lone top folder (`submissions/`, unzipped and zipped
+    again) or a lone zip in the zip (the download zipped again), one level each."""
+    kept = _kept(root, out)
+    if len(kept) == 1 and kept[0].is_dir() and not parse_moodle(kept[0].name):
+        prefix = kept[0].name + "/"
+        root = kept[0]
+        zip_times, broken = ({k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)} for d in (zip_times, broken))
+        kept = _kept(root, out)
+    if len(kept) == 1 and kept[0].is_file() and kept[0].suffix.lower() == ".zip" and zipfile.is_zipfile(kept[0]):
+        return stage(kept[0], Path(staging) / ".inner")
+    return root, zip_times, broken
+
+
+def _not_a_submission(p: Path) -> bool:
+    """A file a TA keeps beside a download (roster, policy, notes): not a notebook, a folder or a zip,
+    so never a student the plain-folder rules would have graded."""
+    return p.is_file() and not p.name.lower().endswith((".ipynb", ".zip", ".ipynb.txt", ".ipynb.json"))
+
+
+def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None,
+                notes: list[str] | None = None) -> tuple[str | None, list[_File]]:
     """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
-    items = [p for p in sorted(root.iterdir()) if not _ignored((p.name,))]
+    items = _kept(root, out)
     if not items:
         return None, []
     files = []
-    if all(p.is_file() and parse_canvas(p.name) for p in items):
+    canvas = [p for p in items if p.is_file() and parse_canvas(p.name)]
+    if canvas and all(p in canvas or _not_a_submission(p) for p in items):
         for p in items:
+            if p not in canvas:
+                if notes is not None:
+                    notes.append(NOT_CANVAS_NOTE.format(name=p.name))
+                continue
             ident = parse_canvas(p.name)
             when, source = _file_time(p, root, zip_times)
-            att = int((CANVAS_ANON.match(p.name) or CANVAS_NAME.match(p.name))["att"])
+            nfc = unicodedata.normalize("NFC", p.name)
+            att = int((CANVAS_ANON.match(nfc) or CANVAS_NAME.match(nfc))["att"])
             files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
         return CANVAS, files
-    if all(parse_moodle(p.name) for p in items):
+    moodle = [p for p in items if parse_moodle(p.name)]
+    if moodle and all(p in moodle or _not_a_submission(p) for p in items):
         for p in items:
+            if p not in moodle:
+                if notes is not None:
+                    notes.append(NOT_MOODLE_NOTE.format(name=p.name))
+                continue
             ident = parse_moodle(p.name)
             inside = sorted(q for q in p.rglob("*") if q.is_file() and not _ignored(q.relative_to(p).parts)) \
                 if p.is_dir() else [p]
+            if not inside:  # a participant folder with nothing (left) in it: still a student of the class
+                when, source = _file_time(p, root, zip_times)
+                files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (0, 0.0, "")))
             for q in inside:
                 original = q.name if p.is_dir() else ident.original_name
                 when, source = _file_time(q, root, zip_times)
@@ -161,19 +228,22 @@ def _candidates(root: Path, zip_times: dict[str, datetime]) -> tuple[str | None,
     return None, []
 
 
-def discover(source: Path, staging: Path, fallback=None):
+def discover(source: Path, staging: Path, fallback=None, notes: list[str] | None = None):
     """The class in an LMS download (zip or folder) as batch entries keyed by LMS id. Anything else is
     `fallback(folder)` (the plain-folder rules; a zip unpacked first), or None without one. A student whose
     files hold no notebook is an unusable entry, so every student of the download appears in every output."""
     from .batch import Entry
 
-    root, zip_times = stage(source, staging)
-    lms, files = _candidates(root, zip_times)
+    staged, zip_times, broken = stage(source, staging)
+    out = Path(staging).parent.resolve()  # the staging folder is --out/.lms: --out is never a student
+    root, zip_times, broken = _unwrap(staged, zip_times, broken, staging, out)
+    lms, files = _candidates(root, zip_times, out, notes)
     if lms is None:
         if fallback:
-            return fallback(root)
-        if root != Path(source):  # a zip unpacked only to look: the plain-folder rules read it in place
-            shutil.rmtree(root, ignore_errors=True)
+            return fallback(staged)
+        if staged != Path(source):  # a zip unpacked only to look: the plain-folder rules read it in place
+            shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(Path(staging) / ".inner", ignore_errors=True)
         return None
     by_student: dict[str, list[_File]] = {}
     for f in files:
@@ -182,6 +252,7 @@ def discover(source: Path, staging: Path, fallback=None):
     for student, own in sorted(by_student.items()):
         own.sort(key=lambda f: f.order)
         notebooks = [f for f in own if f.identity.original_name.lower().endswith(".ipynb")]
+        notebooks.sort(key=lambda f: (not _checkpoint(f), f.order))  # the last is graded: a saved one if any
         notes = [NOT_NOTEBOOK_NOTE.format(name=f.path.relative_to(root).as_posix()) for f in own if f not in notebooks]
         if not notebooks:
             names = ", ".join(f.path.relative_to(root).as_posix() for f in own)
@@ -192,7 +263,8 @@ def discover(source: Path, staging: Path, fallback=None):
         if len(notebooks) > 1:
             notes.append(LATEST_NOTE.format(n=len(notebooks), chosen=chosen.path.name,
                                             others=", ".join(f.path.name for f in notebooks[:-1])))
-        entries.append(Entry(student, chosen.path, display=chosen.identity.name,
+        problem = broken.get(chosen.path.relative_to(root).as_posix())
+        entries.append(Entry(student, chosen.path, problem, display=chosen.identity.name,
                              identity=replace(chosen.identity, notes=tuple(notes))))
     return entries
 

@@ -56,6 +56,9 @@ def _exists(path: Path) -> bool:
     return True
 
 
+NOT_A_CELL = "JSON, but not a Jupyter notebook: cell {n} is not a cell (a {found}, not an object with a cell_type)"
+
+
 def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tuple[str, ...]]:
     tip = "submit the .ipynb file that Jupyter saved (File → Save), not an export or a copy"
     if not data.strip():
@@ -64,7 +67,7 @@ def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tupl
         raise UnusableSubmission(path, f"the file is {len(data) >> 20} MB; notebooks over 50 MB are not graded",
                                  "clear the cell outputs (Edit → Clear All Outputs) and save again")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows Notepad saves one) is no reason to fail
     except UnicodeDecodeError as e:
         raise UnusableSubmission(path, f"not UTF-8 text (bad byte at offset {e.start})", tip) from None
     try:
@@ -73,6 +76,10 @@ def parse_notebook(path: Path, data: bytes) -> tuple[nbformat.NotebookNode, tupl
         raise UnusableSubmission(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", tip) from None
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise UnusableSubmission(path, "JSON, but not a Jupyter notebook (no 'cells')", tip)
+    cells = raw.get("cells")
+    odd = next((i for i, c in enumerate(cells) if not isinstance(c, dict)), None) if isinstance(cells, list) else None
+    if odd is not None:  # nbformat would only say "argument of type 'int' is not iterable"
+        raise UnusableSubmission(path, NOT_A_CELL.format(n=odd + 1, found=type(cells[odd]).__name__), tip)
     notes = []
     # nbformat warns on stderr about duplicate or missing cell ids (copied cells, older editors) and repairs
     # them: harmless for grading, so said once as a note, never printed (issue 14).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
         rows = list(gradebook.latest().values())
     finally:
         gradebook.close()
+    rows = [row for row in rows if row.student in _class_of_last_run(out, rows)]
     ids = list(assignment.exercises)
     notes, codes = [], {}
     for row in rows:
@@ -157,6 +159,15 @@ def similarity_report(out: Path, assignment: Assignment, top: int = 10, min_scor
     _link_from_summary(out)
     lines = tuple(f"{p.score:6.1%}  {for_terminal(p.a, one_line=True)}  {for_terminal(p.b, one_line=True)}" for p in shown[:top])
     return Report(path, len(codes), len(ranked), tuple(shown), tuple(notes), lines)
+
+
+def _class_of_last_run(out: Path, rows) -> set[str]:
+    """The students the last `grader grade` found (index.json): the gradebook also remembers students
+    graded before in this OUT (gone since, or another week's class) whose notebooks may still be on disk."""
+    try:
+        return set(json.loads((out / "index.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {row.student for row in rows}
 
 
 def _names(out: Path) -> dict[str, str]:
