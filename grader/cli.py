@@ -192,9 +192,12 @@ def cmd_assign(args) -> int:
 
 
 def cmd_similarity(args) -> int:
+    from .batch import lock_out
     from .similarity import similarity_report
 
     assignment = load_assignment(args.rubrics)
+    # It writes into OUT (its report, the summary's link): not while a `grader grade` writes there.
+    lock = lock_out(args.out) if args.out.is_dir() else None  # noqa: F841 - held until this process ends
     report = similarity_report(args.out, assignment, top=args.top)
     print(f"{report.pairs} pairs compared over {report.students} students; report in {report.path}")
     for line in report.top_lines:

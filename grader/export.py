@@ -332,10 +332,9 @@ def summary_html(rows, assignment_name: str, exercise_ids: list[str], notes: lis
             f"<tr><td>{e(ex_id)}</td><td>{statistics.mean(scores):.2f} / {max(x['max_score'] for x in exs):g}</td>"
             f"<td>{full}</td><td>{status['timeout']}</td><td>{status['crashed']}</td><td>{status['error']}</td>"
             f"<td>{status['missing']}</td><td>{_histogram_svg(scores, max(x['max_score'] for x in exs))}</td></tr>")
-        for x in exs:
-            for c in x["checks"]:
-                if c["status"] in ("failed", "error") and x["status"] == GRADED:
-                    failed[(ex_id, c["id"].split("[", 1)[0])] += 1
+        for x in exs:  # a check counts once per submission, however many of its cases failed
+            if x["status"] == GRADED:
+                failed.update({(ex_id, c["id"].split("[", 1)[0]) for c in x["checks"] if c["status"] in ("failed", "error")})
     parts.append("</table><h2>Most common failed checks</h2><table><tr><th>exercise</th><th>check</th><th>submissions</th></tr>")
     for (ex_id, check), n in failed.most_common(15):
         parts.append(f"<tr><td>{e(ex_id)}</td><td>{e(check)}</td><td>{n}</td></tr>")
