@@ -216,12 +216,7 @@ def _graph_svg(graph: dict) -> tuple[str, float]:
     kinds = sorted({n["kind"] for n in nodes.values()}, key=NODE_KINDS.index)
     legend_rows = len(kinds) + (1 if bad else 0)
     height = y - gap_y + 14 + legend_rows * 15 + pad
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
-             f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' {_SANS} font-size='11'>",
-             "<rect width='100%' height='100%' fill='#ffffff'/>"]
-    if graph.get("title"):
-        parts.append(f"<text x='{pad}' y='{pad + 12}' font-size='12.5' font-weight='600' fill='#222'>"
-                     f"{_esc(graph['title'])}</text>")
+    parts = _svg_start(width, height, graph.get("title"), pad)
     ports = _ports(edges, pos, size)
     for k, e in enumerate(edges):
         parts.append(_edge_svg(e, pos, size, ports[k]))
@@ -348,6 +343,17 @@ def _order_rows(order: list[str], edges: list[dict], layers: dict[str, int]) -> 
     return rows
 
 
+def _svg_start(width: float, height: float, title: str | None, pad: float) -> list[str]:
+    """The opening of a picture: its size, a white ground and the (escaped) title."""
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
+             f"viewBox='0 0 {width:.0f} {height:.0f}' role='img' {_SANS} font-size='11'>",
+             "<rect width='100%' height='100%' fill='#ffffff'/>"]
+    if title:
+        parts.append(f"<text x='{pad}' y='{pad + 12}' font-size='12.5' font-weight='600' fill='#222'>"
+                     f"{_esc(title)}</text>")
+    return parts
+
+
 def timing_svg(data: dict) -> str:
     """A timing picture (already `clean`) as an SVG."""
     return _timing_svg(data)[0]
@@ -376,12 +382,7 @@ def _timing_svg(data: dict) -> tuple[str, float]:
     def tx(t: float) -> float:
         return left + (math.log10(max(t, 10 ** lo)) - lo) / (hi - lo) * (width - left - right)
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height:.0f}' "
-             f"viewBox='0 0 {width} {height:.0f}' role='img' {_SANS} font-size='11'>",
-             "<rect width='100%' height='100%' fill='#ffffff'/>"]
-    if data.get("title"):
-        parts.append(f"<text x='{pad}' y='{pad + 12}' font-size='12.5' font-weight='600' fill='#222'>"
-                     f"{_esc(data['title'])}</text>")
+    parts = _svg_start(width, height, data.get("title"), pad)
     parts.append(f"<text x='{pad}' y='{top - 4}' font-size='10' fill='#555'>time of one forward + backward "
                  f"(each dot one timed call; bar: median)</text>")
     for k, (label, ts, color) in enumerate(series):
