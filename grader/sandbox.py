@@ -112,16 +112,47 @@ def _unescape(field: bytes) -> bytes:
     return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
 
 
-def fresh_scratch(workdir: str, ids: tuple[int, int] | None) -> None:
-    """Private, empty, size-bounded /tmp, /var/tmp and /dev/shm: nothing leaks between runs."""
+def fresh_scratch(workdir: str, ids: tuple[int, int] | None, keep=()) -> None:
+    """Private, empty, size-bounded /tmp, /var/tmp and /dev/shm: nothing leaks between runs.
+
+    `keep`: what the run's Python needs (its installation, site-packages, this package). Where one
+    lies inside a scratch folder (a virtual environment or a clone in /tmp), it is bound back, read-only,
+    into the fresh one: otherwise a lazily imported module, `sys.executable` or `import grader` would
+    vanish mid-run, and a correct notebook would score 0 only because of where the grader is installed."""
     _require_private_mounts()
     for path in SCRATCH_DIRS:
         if os.path.isdir(path):
+            kept = _inside(path, keep, workdir)
+            fds = {p: os.open(p, os.O_PATH) for p in kept}  # reachable after the tmpfs covers them
             _check(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
                                f"size={SCRATCH_SIZE},mode=1777".encode()), f"mount tmpfs on {path}")
+            for target, fd in fds.items():
+                os.makedirs(target, mode=0o755, exist_ok=True)
+                _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), os.fsencode(target), None, MS_BIND | MS_REC, None),
+                       f"bind {target}")
+                _check(_libc.mount(None, os.fsencode(target), None,
+                                   MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
+                       f"make {target} read-only")
+                os.close(fd)
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     if ids is not None:
         os.chown(workdir, *ids)
+
+
+def _inside(scratch: str, paths, workdir: str) -> list[str]:
+    """The outermost of `paths` strictly inside `scratch`: never the scratch folder itself, nor a
+    folder holding the run's working folder (that would bring the host's scratch files back)."""
+    scratch = os.path.realpath(scratch)
+    work = os.path.realpath(workdir)
+    found = set()
+    for p in paths:
+        if not p or not os.path.isdir(p):
+            continue
+        real = os.path.realpath(p)
+        if not real.startswith(scratch + os.sep) or work == real or work.startswith(real + os.sep):
+            continue
+        found.add(real)
+    return sorted(p for p in found if not any(p.startswith(q + os.sep) for q in found))
 
 
 def bridge_to(paths) -> None:

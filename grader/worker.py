@@ -143,9 +143,13 @@ def _child_main(job: dict, result_fd: int, output_fd: int, workdir: str, token: 
         hidden = list(job.get("private_dirs", ()))
         if ids is not None and not notes:
             out += sandbox.freeze_host_files()
-            sandbox.fresh_scratch(workdir, ids)
+            python = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+            # Of this package's folder only the package (not the repository's tests or .git beside it).
+            package = os.path.join(PACKAGE_PARENT, "grader")
+            paths = [p for p in sys.path if os.path.realpath(p or ".") != os.path.realpath(PACKAGE_PARENT)]
+            sandbox.fresh_scratch(workdir, ids, keep=[*python, *paths, package])
             os.chdir(workdir)
-            sandbox.bridge_to([*sys.path, sys.prefix, sys.base_prefix, PACKAGE_PARENT])
+            sandbox.bridge_to([*sys.path, *python, PACKAGE_PARENT])
             hidden += sandbox.SYSTEM_HIDDEN
         out += sandbox.hide_folders(hidden)
         sandbox.set_limits(int(job.get("memory_mb", 4096)), float(job.get("cpu_s", 120)))
