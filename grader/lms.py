@@ -186,6 +186,17 @@ def _not_a_submission(p: Path) -> bool:
     return p.is_file() and not p.name.lower().endswith((".ipynb", ".zip", ".ipynb.txt", ".ipynb.json"))
 
 
+def _layout(items: list[Path], belongs, note: str, notes: list[str] | None) -> list[Path]:
+    """The items of one LMS layout, in order, when every other item is no submission (a TA's roster,
+    a PDF: noted as left out); [] when anything else would be lost by reading `items` this way."""
+    matched = [p for p in items if belongs(p)]
+    if not matched or not all(p in matched or _not_a_submission(p) for p in items):
+        return []
+    if notes is not None:
+        notes.extend(note.format(name=p.name) for p in items if p not in matched)
+    return matched
+
+
 def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = None,
                 notes: list[str] | None = None) -> tuple[str | None, list[_File]]:
     """Every file of a Canvas or Moodle layout, or (None, []) when `root` is neither."""
@@ -193,26 +204,18 @@ def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = N
     if not items:
         return None, []
     files = []
-    canvas = [p for p in items if p.is_file() and parse_canvas(p.name)]
-    if canvas and all(p in canvas or _not_a_submission(p) for p in items):
-        for p in items:
-            if p not in canvas:
-                if notes is not None:
-                    notes.append(NOT_CANVAS_NOTE.format(name=p.name))
-                continue
+    canvas = _layout(items, lambda p: p.is_file() and parse_canvas(p.name), NOT_CANVAS_NOTE, notes)
+    if canvas:
+        for p in canvas:
             ident = parse_canvas(p.name)
             when, source = _file_time(p, root, zip_times)
             nfc = unicodedata.normalize("NFC", p.name)
             att = int((CANVAS_ANON.match(nfc) or CANVAS_NAME.match(nfc))["att"])
             files.append(_File(replace(ident, submitted_at=when, time_source=source), p, (att,)))
         return CANVAS, files
-    moodle = [p for p in items if parse_moodle(p.name)]
-    if moodle and all(p in moodle or _not_a_submission(p) for p in items):
-        for p in items:
-            if p not in moodle:
-                if notes is not None:
-                    notes.append(NOT_MOODLE_NOTE.format(name=p.name))
-                continue
+    moodle = _layout(items, lambda p: parse_moodle(p.name), NOT_MOODLE_NOTE, notes)
+    if moodle:
+        for p in moodle:
             ident = parse_moodle(p.name)
             inside = sorted(q for q in p.rglob("*") if q.is_file() and not _ignored(q.relative_to(p).parts)) \
                 if p.is_dir() else [p]
