@@ -49,6 +49,16 @@ def test_a_harmless_change_becomes_the_baseline_and_later_replacements_are_still
 # Arming adds an audit hook, which stays for the life of the process: each case runs in a fork.
 
 
+def armed_changes(replace, before=lambda: None) -> list:
+    """What an armed snapshot names after `replace()`; `before()` (torch's own patching) must name nothing."""
+    snapshot = Snapshot.take()
+    snapshot.arm()
+    before()
+    assert snapshot.changed() == []
+    replace()
+    return snapshot.changed()
+
+
 def in_fork(body):
     """body() in a forked child; returns what it returned (repr), or raises with the child's error."""
     import os
@@ -91,14 +101,7 @@ def test_an_armed_snapshot_names_every_replacement(name, replace):
     # Decided here, not in the fork: a skip raised there would read as the child's error.
     expected = closure_cell_of_a_watched_function()[0] if name == "closure" else name
 
-    def body():
-        snapshot = Snapshot.take()
-        snapshot.arm()
-        assert snapshot.changed() == []
-        replace()
-        return snapshot.changed()
-
-    assert expected in in_fork(body)
+    assert expected in in_fork(lambda: armed_changes(replace))
 
 
 def test_an_armed_snapshot_answers_quickly_and_still_sees_a_replacement_after_module_state_changed():
@@ -180,15 +183,7 @@ def _torch_wrapper_code_with_student_globals():
     ("torch.allclose", lambda: setattr(torch, "allclose", lambda *a, **k: True)),
 ])
 def test_after_torch_compile_a_replacement_is_still_caught(name, replace):
-    def body():
-        snapshot = Snapshot.take()
-        snapshot.arm()
-        _compile_eagerly()
-        assert snapshot.changed() == []
-        replace()
-        return snapshot.changed()
-
-    assert name in in_fork(body)
+    assert name in in_fork(lambda: armed_changes(replace, before=_compile_eagerly))
 
 
 def test_torch_wrapper_around_a_student_function_is_caught():
