@@ -1,0 +1,2 @@
+def hvp(x):
+    return x  # a known-bad answer: the rubric must take its points away
