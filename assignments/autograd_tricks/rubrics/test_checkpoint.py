@@ -11,6 +11,7 @@ optimizer's state is part of that: "Optimizers also have a state_dict for saving
 
 import io
 import numbers
+import re
 
 import torch
 
@@ -29,6 +30,7 @@ _SGD = torch.optim.SGD
 _tensor = torch.tensor
 
 LR, MOMENTUM = 1e-2, 0.9
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch.load's refusal is formatted for a terminal
 FIX_LOOP = ("for each batch: `loss = mse_loss(model(x), target, reduction='sum')`, `opt.zero_grad()`, "
             "`loss.backward()`, `opt.step()`, and keep `loss.item()`")
 
@@ -135,9 +137,11 @@ def test_weights_only(student):
     try:
         _load(io.BytesIO(saved(student, model, opt)), weights_only=True)
     except Exception as e:  # noqa: BLE001 - the unpickler's refusal names what it found
+        lines = [ANSI.sub("", line).strip() for line in str(e).splitlines() if line.strip()] or [""]
+        why = next((line for line in lines if "Unsupported global" in line), lines[0])
         fail("the checkpoint cannot be read with torch.load(..., weights_only=True)",
              expected="state dicts: tensors, numbers, strings, lists and dicts",
-             found=f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}",
+             found=f"{type(e).__name__}: {why[:200]}",
              fix="lecture, \"Loading and Saving models\": \"save the state dict and upon loading instantiate the "
                  "model and load the state dict\"; `torch.save(model)` pickles the class itself")
 

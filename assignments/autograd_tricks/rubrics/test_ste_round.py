@@ -77,8 +77,9 @@ def test_gradient(student, dtype):
     expect_attributes(g, x, what)
     if not bool(g.any()):
         fail(f"{what} is zero everywhere: that is round's own gradient", expected="u itself (the identity's gradient)",
-             found="all zeros", fix="`x + (x.round() - x)` without `.detach()` adds round's gradient 0 and takes the "
-                                    "identity's away again (1 + (0 - 1) = 0); " + FIX)
+             found="all zeros", fix="a plain `x.round()` has gradient 0, and so has `x + (x.round() - x)` without "
+                                    "`.detach()` (it adds round's 0 and takes the identity's 1 away again: "
+                                    "1 + (0 - 1) = 0); " + FIX)
     if _equal(g, _ones_like(g)):
         fail(f"{what} is all ones whatever the upstream gradient u is", expected="u itself", found="all ones",
              fix="the chain rule: backward receives dl/dy (grad_output) and must return dl/dx = grad_output * 1, "
