@@ -10,6 +10,7 @@ happens before the first file is written.
 from __future__ import annotations
 
 import json
+import keyword
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,12 @@ EXERCISE_ID = re.compile(r"[a-z][a-z0-9_]*")
 TOP_KEY = re.compile(r"^[^\s#][^:]*:")
 
 BAD_ID = "'{id}' is not an exercise id: ids are lower-case identifiers (a letter, then letters, digits, _)"
+TAKEN_NAME = "'{id}' cannot be an exercise id: the template names the student's function after it, and '{id}' is taken"
 BAD_ID_TIP = "e.g. `grader new-exercise ste_round`; the id is also the name of the rubric test_<id>.py"
 EXISTS = "{where}: exercise '{id}' exists already"
 EXISTS_TIP = "pick another id, or edit the existing exercise's files"
 NO_COURSE = "{rubrics}: no such rubrics folder"
+NO_CONFIG = "{rubrics}: no assignment YAML in this rubrics folder"
 NO_COURSE_TIP = "to start a new course there, add --assignment NAME (it writes NAME.yml there and solutions/NAME.ipynb)"
 NOT_YAML = "{path}: not valid YAML, so the exercise cannot be added to it: {problem}"
 NO_EXERCISES_KEY = "{path}: `exercises` is {found}, not a mapping of exercise ids"
@@ -57,11 +60,13 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
     one); with `assignment` and a folder that does not exist yet, start that course."""
     if not EXERCISE_ID.fullmatch(exercise_id or ""):
         raise ConfigError(BAD_ID.format(id=exercise_id), BAD_ID_TIP)
+    if keyword.iskeyword(exercise_id) or exercise_id == "torch":
+        raise ConfigError(TAKEN_NAME.format(id=exercise_id), BAD_ID_TIP)
     if assignment is not None and not EXERCISE_ID.fullmatch(assignment):
         raise ConfigError(BAD_ID.format(id=assignment).replace("an exercise id", "an assignment name"),
                           "e.g. --assignment autograd_tricks: it names rubrics/<name>.yml and solutions/<name>.ipynb")
     rubrics = Path(rubrics_dir or BUNDLED_RUBRICS).absolute()
-    title = title or exercise_id.replace("_", " ").capitalize()
+    title = " ".join((title or exercise_id.replace("_", " ").capitalize()).split())  # one line
     fields = {"id": exercise_id, "title": title, "title_yaml": json.dumps(title),
               "lecture_yaml": json.dumps(lecture or "the lecture's section this exercise practises")}
 
@@ -69,7 +74,7 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
     new_course = not _configs(rubrics)
     if new_course:
         if assignment is None:
-            raise ConfigError(NO_COURSE.format(rubrics=rubrics), NO_COURSE_TIP)
+            raise ConfigError((NO_CONFIG if rubrics.is_dir() else NO_COURSE).format(rubrics=rubrics), NO_COURSE_TIP)
         name = assignment
         config = rubrics / f"{name}.yml"
         config_text = _render("assignment.yml.tmpl", name=name)
@@ -102,8 +107,10 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
     rubrics.mkdir(parents=True, exist_ok=True)
     config.write_text(new_config_text, encoding="utf-8")
     rubric.write_text(_render("rubric.py.tmpl", config=config.name, **fields), encoding="utf-8")
-    notebook.cells += [_cell("markdown", _render("task.md.tmpl", **fields), f"{exercise_id}-task"),
-                       _cell("code", _render("solution.py.tmpl", **fields).rstrip("\n"), f"{exercise_id}-solution")]
+    taken = {cell.get("id") for cell in notebook.cells}
+    notebook.cells += [_cell("markdown", _render("task.md.tmpl", **fields), _fresh(f"{exercise_id}-task", taken)),
+                       _cell("code", _render("solution.py.tmpl", **fields).rstrip("\n"),
+                             _fresh(f"{exercise_id}-solution", taken))]
     solution.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, str(solution))
     variants.mkdir(parents=True)
@@ -130,9 +137,11 @@ def add_entry(text: str, entry: str, exercise_id: str, path: Path) -> str:
     if start is None:
         lines += ["\nexercises:\n"]
         start = len(lines) - 1
-    elif lines[start].split(":", 1)[1].split("#", 1)[0].strip() not in ("", "{}"):
-        raise ConfigError(NOT_BY_TEXT.format(path=path, id=exercise_id), NOT_BY_TEXT_TIP.format(entry=entry))
-    lines[start] = "exercises:\n"  # `exercises: {}` of an empty course becomes a block
+    else:
+        key, value = lines[start].split(":", 1)
+        if value.split("#", 1)[0].strip() not in ("", "{}"):  # a flow mapping: no block to add to
+            raise ConfigError(NOT_BY_TEXT.format(path=path, id=exercise_id), NOT_BY_TEXT_TIP.format(entry=entry))
+        lines[start] = key + ":" + value.replace("{}", "", 1)  # `exercises: {}` of an empty course: a block
     end = next((i for i in range(start + 1, len(lines)) if TOP_KEY.match(lines[i])), len(lines))
     first = next((line for line in lines[start + 1:end] if line.strip() and not line.lstrip().startswith("#")), None)
     indent = len(first) - len(first.lstrip(" ")) if first else 2
@@ -196,6 +205,15 @@ def _cell(kind: str, source: str, cell_id: str) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
     cell.id = cell_id[:64]
     return cell
+
+
+def _fresh(cell_id: str, taken: set) -> str:
+    """A cell id the notebook does not use yet (nbformat requires them unique)."""
+    base, n = cell_id[:56], 1
+    while cell_id in taken:
+        n += 1
+        cell_id = f"{base}-{n}"
+    return cell_id
 
 
 def _render(template: str, **fields) -> str:

@@ -12,7 +12,7 @@ import yaml
 from conftest import REPO
 from grader import load_assignment
 from grader.assign import BEGIN, END
-from grader.authoring import BAD_ID, EXISTS, NO_COURSE, NOT_YAML, add_entry, new_exercise
+from grader.authoring import BAD_ID, EXISTS, NO_CONFIG, NO_COURSE, NOT_YAML, TAKEN_NAME, add_entry, new_exercise
 from grader.cli import EXIT_UNUSABLE, main
 from grader.errors import ConfigError
 from grader.extract import exercise_id_of
@@ -82,8 +82,9 @@ def test_adding_to_the_bundled_assignment_keeps_everything_else(bundled_copy):
     (["sequential_model"], EXISTS.format(where="{rubrics}/pytorch_intro.yml", id="sequential_model")),
     (["Ste-Round"], BAD_ID.format(id="Ste-Round")),
     (["2nd"], BAD_ID.format(id="2nd")),
+    (["lambda"], TAKEN_NAME.format(id="lambda")),
     (["ste_round", "--assignment", "other"], "holds the assignment 'pytorch_intro', not 'other'"),
-], ids=["existing", "not-lower-case", "digit-first", "other-assignment"])
+], ids=["existing", "not-lower-case", "digit-first", "keyword", "other-assignment"])
 def test_refusals_write_nothing(bundled_copy, capsys, args, message):
     before = tree(bundled_copy.parent)
     assert main(["new-exercise", *args, "--rubrics", str(bundled_copy)]) == EXIT_UNUSABLE
@@ -115,6 +116,10 @@ def test_unparsable_yaml_and_missing_folder_are_refused(tmp_path, capsys):
     assert main(["new-exercise", "ste_round", "--rubrics", str(tmp_path / "nowhere")]) == EXIT_UNUSABLE
     assert NO_COURSE.format(rubrics=tmp_path / "nowhere") in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists() and tree(tmp_path) == before
+    (tmp_path / "empty").mkdir()
+    assert main(["new-exercise", "ste_round", "--rubrics", str(tmp_path / "empty")]) == EXIT_UNUSABLE
+    assert NO_CONFIG.format(rubrics=tmp_path / "empty") in capsys.readouterr().err
+    assert not any((tmp_path / "empty").iterdir())
 
 
 ENTRY = "\n  new:\n    title: New\n    checks:\n      test_values: {points: 1}\n"
@@ -123,7 +128,7 @@ ENTRY = "\n  new:\n    title: New\n    checks:\n      test_values: {points: 1}\n
 @pytest.mark.parametrize("text", [
     "# head\nassignment: a\nexercises:\n  old:   # keep me\n    checks: {test_x: 1}\n\n",
     "assignment: a\nexercises:\n    old:\n        checks: {test_x: 1}\n# about defaults\ndefaults:\n  timeout_s: 5\n",
-    "assignment: a\nexercises: {}\n",
+    "assignment: a\nexercises: {}  # none yet {}\n",
     "assignment: a\n",
     "exercises:\n  old:\n    checks: {test_x: 1}",
 ], ids=["comments", "not-last-and-deeper-indent", "empty-flow", "no-exercises-key", "no-final-newline"])
@@ -133,7 +138,8 @@ def test_entry_is_added_as_text_where_yaml_reads_it(tmp_path, text):
     assert list(raw["exercises"])[-1] == "new" and raw["exercises"]["new"]["checks"] == {"test_values": {"points": 1}}
     assert {k: v for k, v in raw.items() if k != "exercises"} == {
         k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "exercises"}
-    assert [line for line in text.splitlines() if "#" in line] == [line for line in new.splitlines() if "#" in line]
+    comments = lambda t: [line.split("#", 1)[1] for line in t.splitlines() if "#" in line]  # noqa: E731
+    assert comments(new) == comments(text)
 
 
 def test_an_entry_yaml_would_misread_is_refused(tmp_path):
