@@ -165,3 +165,15 @@ def test_resume(student):
                  fix="SGD with momentum keeps a momentum buffer per parameter: save `opt.state_dict()` beside "
                      "`model.state_dict()` and restore both (lecture: \"Optimizers also have a state_dict for "
                      "saving / restoring\")")
+
+
+def probe(student):
+    """What a mutant of the solution must reproduce to count as equivalent (`grader validate --mutants`)."""
+    model = make_model(0)
+    opt = make_opt(model)
+    losses = student.train(model, opt, make_batches(3, seed=6))
+    fresh = make_model(1)
+    fresh_opt = make_opt(fresh)
+    student.load_checkpoint(student.save_checkpoint(model, opt), fresh, fresh_opt)
+    reference_train(fresh, fresh_opt, make_batches(2, seed=7))
+    return [[float(loss) for loss in losses], outputs(fresh)]
