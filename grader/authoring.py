@@ -78,10 +78,11 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
         name = assignment
         config = rubrics / f"{name}.yml"
         config_text = _render("assignment.yml.tmpl", name=name)
+        raw = _parse(config_text, config)
     else:
         config = _config_path(rubrics)
         config_text = config.read_text(encoding="utf-8")
-        _parse(config_text, config)
+        raw = _parse(config_text, config)
         name = load_assignment(rubrics).name  # a course the grader cannot read gets no new exercise either
         if assignment is not None and assignment != name:
             raise ConfigError(OTHER_NAME.format(rubrics=rubrics, found=name, asked=assignment),
@@ -90,8 +91,7 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
     rubric = rubrics / f"test_{exercise_id}.py"
     solution = root / "solutions" / f"{name}.ipynb"
     variants = root / "tests" / "variants" / exercise_id
-    existing = _parse(config_text, config).get("exercises") or {}
-    if exercise_id in existing:
+    if exercise_id in (raw.get("exercises") or {}):
         raise ConfigError(EXISTS.format(where=config, id=exercise_id), EXISTS_TIP)
     for path in (rubric, variants):
         if path.exists():
@@ -117,7 +117,7 @@ def new_exercise(exercise_id: str, rubrics_dir: Path | str | None = None, assign
     variant = variants / "returns_input.py"
     variant.write_text(_render("variant.py.tmpl", **fields), encoding="utf-8")
     variant.with_suffix(".yml").write_text(_render("variant.yml.tmpl", **fields), encoding="utf-8")
-    opt = "" if rubrics == BUNDLED_RUBRICS else f" --rubrics {rubrics}"
+    opt = "" if rubrics.resolve() == BUNDLED_RUBRICS else f" --rubrics {rubrics}"
     steps = (f"write the task and the solution in {solution} (the cell marked `# exercise: {exercise_id}`, "
              f"between `{BEGIN}` and `{END}`)",
              f"write the checks in {rubric}, their points and hints in {config}",
