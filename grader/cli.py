@@ -191,6 +191,19 @@ def cmd_assign(args) -> int:
     return 0
 
 
+def cmd_new_exercise(args) -> int:
+    from .authoring import new_exercise
+
+    try:
+        made = new_exercise(args.id, args.rubrics, args.assignment, args.title, args.lecture or "")
+    except ConfigError as e:  # a refusal: nothing was written
+        _error(str(e), e.tip)
+        return EXIT_UNUSABLE
+    print("\n".join([*(f"wrote {for_terminal(p)}" for p in made.written), "next:",
+                     *(f"  {for_terminal(s)}" for s in made.next_steps)]))
+    return 0
+
+
 def cmd_similarity(args) -> int:
     from .batch import lock_out
     from .similarity import similarity_report
@@ -265,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
 
     add("list", cmd_list, "list the exercises, their points and which checks need a GPU")
+
+    p = add("new-exercise", cmd_new_exercise,
+            "add an exercise from templates: its rubric, YAML entry, solution cell and a known-bad variant")
+    p.add_argument("id", help="the exercise id, a lower-case identifier (the rubric is test_<id>.py)")
+    p.add_argument("--assignment", help="with a --rubrics folder that does not exist yet: start the course NAME there")
+    p.add_argument("--title", help="the exercise's title (default: from the id)")
+    p.add_argument("--lecture", help="the lecture section it practises, for the YAML")
 
     p = add("similarity", cmd_similarity,
             "compare the students' exercise code of a graded class (as MOSS does) and write OUT/similarity.html")
