@@ -29,7 +29,10 @@ def cmd_check(args) -> int:
     from .pipeline import Grader
     from .report import render_text
 
-    assignment = load_assignment(args.rubrics)
+    from .courses import rubrics_for_notebook
+
+    # Without --rubrics: the bundled assignment the notebook's exercises belong to.
+    assignment = load_assignment(args.rubrics or rubrics_for_notebook(args.notebook))
     if args.exercise and args.exercise not in assignment.exercises:
         from .errors import did_you_mean
 
@@ -244,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func, help_: str):
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--rubrics", type=Path, default=None,
-                       help="a course's rubrics folder (default: the bundled pytorch_intro assignment)")
+                       help="a course's rubrics folder (default: the bundled pytorch_intro assignment; for `check`, the "
+                            "bundled assignment whose exercises the notebook has)")
         p.set_defaults(func=func)
         return p
 

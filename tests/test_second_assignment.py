@@ -85,3 +85,29 @@ NOT_YET_HIDDEN = {
 @pytest.mark.parametrize("what", NOT_YET_HIDDEN)
 def test_other_solutions_in_the_repository_are_hidden_too(course_grader, tmp_path, what):
     assert readable_from_student_code(course_grader, tmp_path, NOT_YET_HIDDEN[what]) == []
+
+
+def test_a_notebook_is_graded_against_the_assignment_its_exercises_belong_to(tmp_path):
+    """Without --rubrics, `grader check` picks the bundled assignment whose exercises the notebook marks: the
+    student notebook of autograd_tricks is not 'every pytorch_intro exercise missing'."""
+    import json
+    import subprocess
+    import sys
+
+    from grader.courses import bundled_rubrics, rubrics_for_notebook
+
+    assert COURSE / "rubrics" in bundled_rubrics()
+    assert rubrics_for_notebook(COURSE / "exercises" / "autograd_tricks.ipynb") == COURSE / "rubrics"
+    assert rubrics_for_notebook(REPO / "exercises" / "pytorch_intro.ipynb") is None  # the default
+    assert rubrics_for_notebook(tmp_path / "no_such.ipynb") is None  # unreadable: the grading says why
+    # One cell of each: a tie is the default, never a guess.
+    mixed = exercise_notebook(tmp_path / "mixed.ipynb", {"lost_leaf": "def make_leaves(d, dtype=None): pass",
+                                                         "hvp": "def hvp(f, x, v): pass"})
+    assert rubrics_for_notebook(mixed) is None
+
+    out = subprocess.run([sys.executable, "-m", "grader", "check", "--format", "json", "--exercise", "ste_round",
+                          str(COURSE / "solutions" / "autograd_tricks.ipynb")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    result = json.loads(out.stdout)
+    assert (out.returncode, result["assignment"], result["score"]) == (0, "autograd_tricks", result["max_score"])
+    assert [e["id"] for e in result["exercises"]] == ["ste_round"]
