@@ -339,6 +339,7 @@ class DaskExecutor:
         """What a submission whose workers kept dying gets: each exercise `crashed`, with the reason
         (STYLE "always write a result"); scored here, with the checks the rubrics list."""
         from . import __version__
+        from .channel import RunOutcome
         from .extract import extract_exercises
         from .pipeline import torch_version
         from .read import read_submission
@@ -348,7 +349,7 @@ class DaskExecutor:
         submission = read_submission(entry.path)
         sources, notes = extract_exercises(submission.notebook, self.assignment.exercises)
         exercises = tuple(
-            score_exercise(ex, sources[ex.id], {"worker_error": reason}, catalog[ex.id], False)
+            score_exercise(ex, sources[ex.id], RunOutcome.worker_failed(reason), catalog[ex.id], False)
             for ex in self.assignment.exercises.values() if part.exercises is None or ex.id in part.exercises
         )
         return SubmissionResult(
