@@ -131,8 +131,12 @@ class RunOutcome:
         return GRADED, None
 
     def to_dict(self) -> dict:
-        """Plain JSON-able data (how a worker process answers the grader)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-able data (how a worker process answers the grader). Shallow, for speed (`asdict`
+        deep-copies: 4x the time of the JSON encoding itself): it shares this outcome's dicts."""
+        data = dict(vars(self))
+        data["checks"] = [dict(vars(c)) for c in self.checks]
+        data["tampering"] = dict(vars(self.tampering)) if self.tampering is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunOutcome":
