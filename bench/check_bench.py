@@ -48,12 +48,12 @@ def floor_server(rubrics: str, notebook: str, exercise_id: str) -> None:
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     import torch
 
-    from grader import worker
+    from grader import forkserver
 
     torch.set_num_threads(threads)
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # pytest's progress dots
-    worker.warm_up()
+    forkserver.warm_up()
     torch.set_num_threads(threads)
     exercise = assignment.exercises[exercise_id]
     source = extract_exercises(read_submission(notebook).notebook, [exercise_id])[0][exercise_id]

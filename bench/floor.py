@@ -2,7 +2,7 @@
 
 What no grader can beat: the grader's own plugin (`grader._plugin.RubricPlugin`: the `student`,
 `thresholds` and `calibration` fixtures, per-check seeding, each check's verdict and message), the
-grader's own pytest arguments (`grader.worker.pytest_args`), its result channel and decoder, and its
+grader's own pytest arguments (`grader.forkserver.pytest_args`), its result channel and decoder, and its
 scorer (`grader.score.score_exercise`) — but `pytest.main` in this process, no fork, no sandbox, no
 integrity snapshot. Run as a process of its own:
 
@@ -25,7 +25,8 @@ import pytest
 
 from common import children_cpu, load
 
-from grader._plugin import Channel, RubricPlugin, _describe, seed_everything
+from grader._plugin import RubricPlugin, _describe, seed_everything
+from grader.channel import Channel, RunOutcome, decode
 from grader.results import ERROR, FAILED
 
 
@@ -63,16 +64,14 @@ class FloorPlugin(RubricPlugin):
     def _crash(self, reason: str) -> None:  # the worker's child exits here; the floor process goes on
         self.channel.send("crash", reason=reason)
 
-    def outcome(self, timeout_s: float) -> dict:
-        """The run's outcome as the worker decodes a child's channel (`grader.worker._interpret`)."""
-        from grader.worker import _interpret
+    def outcome(self, timeout_s: float) -> RunOutcome:
+        """The run's outcome as the worker decodes a child's channel (`grader.channel.decode`)."""
 
         self.channel.send("done", threads=int(self.job["threads"]))
         self._sink.seek(0)
         results = self._sink.read()
         self._sink.close()
-        return _interpret({"status": 0, "timed_out": False, "results": results, "output": "", "dropped": 0},
-                          self.token, timeout_s)
+        return decode(results, self.token, status=0, timed_out=False, timeout_s=timeout_s)
 
 
 _FLOOR_CALIBRATIONS: dict[str, dict] = {}
@@ -114,7 +113,7 @@ def load_student(chunks) -> tuple[types.ModuleType, str | None]:
 
 def run_rubric(module, exercise, rootdir: str, threads: int) -> FloorPlugin:
     """`pytest.main` on the exercise's rubric with the grader's arguments and plugin, in this process."""
-    from grader.worker import pytest_args
+    from grader.forkserver import pytest_args
 
     plugin = FloorPlugin(module, exercise, threads)
     seed_everything(0)
@@ -136,12 +135,11 @@ def rubric_run(exercise, source, rootdir: str) -> dict:
     plugin = None if error else run_rubric(module, exercise, rootdir, threads)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     if plugin is None:
-        outcome = {"collected": [], "checks": [], "notes": [], "load_error": error, "crash": None, "tampering": None,
-                   "forged": [], "forged_lines": 0, "output": "", "output_dropped": 0, "ended": "reported"}
+        outcome = RunOutcome(collected=(), load_error=error)
     else:
         outcome = plugin.outcome(exercise.timeout_s)
-    result = score_exercise(exercise, source, outcome, outcome["collected"] or [], bool(outcome.get("cuda")))
-    checks = {c["id"]: {"status": c["status"], "duration_s": c["duration_s"]} for c in outcome["checks"]}
+    result = score_exercise(exercise, source, outcome, list(outcome.collected or ()), outcome.cuda)
+    checks = {c.id: {"status": c.status, "duration_s": c.duration_s} for c in outcome.checks}
     return {"wall_s": wall, "cpu_s": cpu, "checks_s": sum(c["duration_s"] for c in checks.values()),
             "load_error": error, "checks": checks, "result": result}
 
@@ -162,12 +160,12 @@ def floor_main(manifest_path: Path, out_path: Path, repeat: int = 1, part: int =
     torch.set_num_threads(threads)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    from grader import worker
+    from grader import forkserver
     from grader.extract import extract_exercises
     from grader.read import read_submission
 
     t0 = time.perf_counter()
-    worker.warm_up()  # the warm-up every grader worker pays once (torch._dynamo, gradcheck)
+    forkserver.warm_up()  # the warm-up every grader worker pays once (torch._dynamo, gradcheck)
     warm_up_s = time.perf_counter() - t0
     torch.set_num_threads(threads)
     class_dir = manifest_path.parent / "class"

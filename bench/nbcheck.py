@@ -38,8 +38,8 @@ def run(exercise_id: str, namespace: dict, rubrics: str) -> float:
     sys.modules["student"] = module
     plugin = run_rubric(module, exercise, os.getcwd(), assignment.cpu_threads)
     outcome = plugin.outcome(exercise.timeout_s)
-    result = score_exercise(exercise, ExerciseSource(exercise_id, cells=(1,)), outcome, outcome["collected"] or [],
-                            bool(outcome.get("cuda")))
+    result = score_exercise(exercise, ExerciseSource(exercise_id, cells=(1,)), outcome, list(outcome.collected or ()),
+                            outcome.cuda)
     for check in result.checks:
         if check.status in (FAILED, ERROR):
             print("FAILED", check.id)

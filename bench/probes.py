@@ -84,16 +84,19 @@ STAMP = "@@T"
 
 def job_probe_main(out_path: Path, runs: int) -> None:
     """Runs as its own process, set up as a grader worker is (the warm-up, then the rubrics collected in a
-    pytest session of its own), but instead of serving jobs from stdin it calls `grader.worker.run_job`
+    pytest session of its own), but instead of serving jobs from stdin it calls `grader.supervise.run_isolated`
     (fork, sandbox, checks, kill) on each exercise of one correct submission, `runs` times; for
     SINGLE_EXERCISE it also times the steps of a run with timers wrapped around them."""
     import resource
 
-    from grader import _plugin, integrity, sandbox, worker
+    from functools import partial
+
+    from grader import _plugin, forkserver, integrity, sandbox, supervise
     from grader.assignment import load_assignment
     from grader.calibration import Calibrations
     from grader.extract import extract_exercises
-    from grader.pipeline import run_job as make_job
+    from grader.hugepages import collapse_to_huge_pages
+    from grader.pipeline import job_for as make_job
 
     assignment = load_assignment()
     cells = ["import torch"] + [f"# exercise: {ex_id}\n{variants_of(ex_id)[0][0][1]}" for ex_id in assignment.exercises]
@@ -131,7 +134,7 @@ def job_probe_main(out_path: Path, runs: int) -> None:
 
     integrity.Snapshot.changed = changed
     watch_returned = [0.0]
-    real_watch = worker._watch
+    real_watch = supervise._watch
 
     def watch(*a, **k):
         try:
@@ -139,31 +142,32 @@ def job_probe_main(out_path: Path, runs: int) -> None:
         finally:
             watch_returned[0] = time.monotonic()
 
-    worker._watch = watch
+    supervise._watch = watch
 
     def children_cpu_s() -> float:
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
-    class Probe(worker._Server):
+    class Probe(forkserver.Server):
         @pytest.hookimpl(tryfirst=True)
         def pytest_runtestloop(self, session):
-            worker.settle()
-            worker.collapse_to_huge_pages()  # as a worker does once it has served a few runs of a batch
+            forkserver.settle()
+            collapse_to_huge_pages()  # as a worker does once it has served a few runs of a batch
             sandbox.set_subreaper()
             per_exercise, phases = {}, []
             calibrations = Calibrations()
+            run = partial(supervise.run_isolated, plugin=self.plugin)
             for ex_id, job in jobs.items():
-                job = calibrations.prepare(job, worker.run_job)  # as the worker serves a job (calibrated thresholds)
+                job = calibrations.prepare(job, run)  # as the worker serves a job (calibrated thresholds)
                 rows = []
                 for _ in range(runs):
                     cpu0, t0 = children_cpu_s(), time.monotonic()
-                    out = worker.run_job(job)
+                    out = run(job)
                     t1 = time.monotonic()
                     rows.append({"wall_s": t1 - t0, "cpu_s": children_cpu_s() - cpu0,
-                                 "checks_s": sum(c["duration_s"] for c in out["checks"]), "ended": out["ended"]})
+                                 "checks_s": sum(c.duration_s for c in out.checks), "ended": out.ended})
                     if ex_id == SINGLE_EXERCISE:
-                        phases.append(_phases(out["output"], t0, watch_returned[0], t1, rows[-1]["checks_s"]))
+                        phases.append(_phases(out.output, t0, watch_returned[0], t1, rows[-1]["checks_s"]))
                 per_exercise[ex_id] = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "cpu_s", "checks_s")}
                 per_exercise[ex_id]["ended"] = sorted({r["ended"] for r in rows})
             names = list(phases[0]) if phases else []
@@ -173,11 +177,11 @@ def job_probe_main(out_path: Path, runs: int) -> None:
             return True
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    worker.warm_up()
+    forkserver.warm_up()
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    worker._SERVER = probe = Probe(channel_out=None)
+    probe = Probe(channel_out=None)
     with tempfile.TemporaryDirectory(prefix="jobprobe-root-") as rootdir:
-        pytest.main(worker.pytest_args([str(e.rubric) for e in assignment.exercises.values()], rootdir),
+        pytest.main(forkserver.pytest_args([str(e.rubric) for e in assignment.exercises.values()], rootdir),
                     plugins=[probe.plugin, probe])
 
 
@@ -201,13 +205,13 @@ def _phases(output: str, forked: float, watch_returned: float, returned: float, 
         "... of which integrity checks (one per check)": integrity_s,
         "... the rest: pytest's per-check protocol, seeding, reports": loop - checks_s - integrity_s,
         "last check -> child reaped, its user killed (exit, kill helper)": watch_returned - t["run<"],
-        "-> run_job returns (scratch removed, result parsed)": returned - watch_returned,
-        "total (worker's run_job)": returned - forked,
+        "-> run_isolated returns (scratch removed, result decoded)": returned - watch_returned,
+        "total (the worker's run_isolated)": returned - forked,
     }
 
 
 def run_job_probe(work: Path, runs: int = 9) -> dict:
-    from grader.pool import with_huge_pages
+    from grader.hugepages import with_huge_pages
 
     out = work / "jobprobe.json"
     before = load()
@@ -222,10 +226,10 @@ def child_vs_floor(exercise_id: str, runs: int) -> str:
     """The solution's cell for one exercise, graded `runs` times by a real worker (`WorkerPool`, one
     fork per run) and run as many times by the floor's in-process `rubric_run`, alternately: are the
     checks themselves slower in a sandboxed child?"""
-    from grader import worker
+    from grader import forkserver
     from grader.assignment import load_assignment
     from grader.extract import extract_exercises
-    from grader.pipeline import run_job as make_job
+    from grader.pipeline import job_for as make_job
     from grader.pool import WorkerPool
     from grader.read import read_submission
 
@@ -237,7 +241,7 @@ def child_vs_floor(exercise_id: str, runs: int) -> str:
     pool = WorkerPool(1, [str(e.rubric) for e in assignment.exercises.values()])
     import torch
 
-    worker.warm_up()
+    forkserver.warm_up()
     torch.set_num_threads(assignment.cpu_threads)
     saved = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # pytest's progress dots
@@ -246,7 +250,7 @@ def child_vs_floor(exercise_id: str, runs: int) -> str:
         rubric_run(exercise, source, root)  # the rubric's import, untimed
         child, floor = [], []
         for _ in range(runs):
-            child.append(sum(c["duration_s"] for c in pool.run(job)["checks"]))
+            child.append(sum(c.duration_s for c in pool.run(job).checks))
             floor.append(rubric_run(exercise, source, root)["checks_s"])
     finally:
         pool.close()

@@ -128,7 +128,7 @@ def agreement(manifest, floor, tg, nbg) -> str:
 
 
 def job_probe_table(probe: dict) -> str:
-    lines = [f"One sandboxed exercise run (`grader.worker.run_job` in a process set up as a worker), one correct "
+    lines = [f"One sandboxed exercise run (`grader.supervise.run_isolated` in a process set up as a worker), one correct "
              f"submission, median of {probe['runs']} runs; load {probe['load_before']} -> {probe['load']}", "",
              "| exercise | run wall | CPU (child + helpers) | checks (pytest durations) | overhead (wall - checks) |",
              "| --- | --- | --- | --- | --- |"]

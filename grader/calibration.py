@@ -67,7 +67,7 @@ class Calibrations:
 
     def prepare(self, job: dict, run) -> dict:
         """`job` with `calibration` filled in, when it asks for one (`calibrate`: the solution's
-        notebook and exercise); `run(job) -> outcome` runs a child as for a student."""
+        notebook and exercise); `run(job) -> RunOutcome` runs a child as for a student."""
         wanted = job.get("calibrate")
         if not wanted or job.get("calibration_run"):
             return job
@@ -83,13 +83,13 @@ class Calibrations:
     @staticmethod
     def measure(job: dict, run) -> dict:
         """One calibration run: no student code (no chunks; the child reads the solution itself)."""
-        outcome = run({**job, "chunks": [], "calibration_run": True})
-        data = outcome.get("calibration")
+        outcome = run({**job, "chunks": [], "calibration_run": True})  # a grader.channel.RunOutcome
+        data = outcome.calibration
         if isinstance(data, dict) and "error" not in data:
             return data
         why = (data or {}).get("error") if isinstance(data, dict) else None
-        why = why or outcome.get("load_error") or outcome.get("crash") or outcome.get("reason") \
-            or outcome.get("worker_error") or "no result was reported"
+        # `reason`: a time-out, a death, or the worker's own failure (RunOutcome.worker_failed).
+        why = why or outcome.load_error or outcome.crash or outcome.reason or "no result was reported"
         return {"error": CALIBRATION_FAILED.format(why=str(why).strip().splitlines()[0][:300])}
 
 

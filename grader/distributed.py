@@ -1,25 +1,23 @@
 """`grader grade --executor dask`: the same sandboxed grading, one Dask task per submission.
 
-The client (the `grader grade` process) stays the only writer of results: a Dask worker gets a
-path and some plain settings, grades with a long-lived `Grader` of its own, and answers with
-`SubmissionResult.to_dict()`; nothing of the student's is ever pickled (SPEC "Isolation and
-safety"). The submissions, the rubrics and this package must be at the same paths on every
-worker (a shared filesystem), as usual for a Dask cluster.
+The client (the `grader grade` process, this module) stays the only writer of results: a Dask
+worker gets a path and some plain settings, grades with a long-lived `Grader` of its own, and
+answers with `SubmissionResult.to_dict()` (its side: `grader.dask_tasks`); nothing of the
+student's is ever pickled (SPEC "Isolation and safety"). The submissions, the rubrics and this
+package must be at the same paths on every worker (a shared filesystem), as usual for a Dask cluster.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
-import os
 import threading
 import uuid
-from pathlib import Path
 
-from .assignment import Assignment, load_assignment
+from .assignment import Assignment
 from .batch import Entry, Executor, rubric_fingerprint
-from .errors import ConfigError, GraderCrash, GraderError, UnusableSubmission
+from .dask_tasks import catalog_task, grade_task, merge_parts
+from .errors import ConfigError, GraderCrash, UnusableSubmission
 from .results import SubmissionResult
 
 # How many worker deaths a task may witness before the scheduler gives up on it
@@ -35,141 +33,13 @@ GPU_WATCH_S = 30
 CONNECT_TIMEOUT_S = 30
 WORKERS_TIMEOUT_S = 120
 
-NOT_SHARED = ("the Dask worker {worker} cannot see {path}: the submissions, the rubrics and the grader must be at "
-              "the same paths on every worker")
-NOT_SHARED_TIP = "put them on a filesystem every node mounts (your home or project folder on a cluster), run from there"
 LOST = ("the Dask workers grading it died {n} times (last: {worker}), most likely for reasons outside your code "
         "(the node ran out of memory, its job ended); ask your TA to grade it again")
-WORKER_FAILED = "grading {student} failed on a Dask worker: {error}"
-WORKER_FAILED_TIP = "`grader check {path}` grades it here and shows the error; run the same command again to resume"
-
-
-# -- on a Dask worker ----------------------------------------------------------------------------
-
-_graders: dict[tuple, "_Held"] = {}
-_graders_lock = threading.Lock()
-
-
-@dataclasses.dataclass
-class _Held:
-    grader: object
-    users: int = 0
-
-
-def _worker_threads() -> int:
-    try:
-        from distributed import get_worker
-
-        return max(1, get_worker().state.nthreads)
-    except (ImportError, ValueError):  # not on a Dask worker (called directly)
-        return 1
-
-
-class _borrow:
-    """This process's Grader for `spec`, created on first use and kept warm between tasks and
-    batches (torch is imported once per worker, not per submission). A rubric change or another
-    assignment retires the idle graders of the old one, so a long-lived cluster does not pile them up."""
-
-    def __init__(self, spec: dict):
-        self.key = (spec["rubrics"], spec["fingerprint"])
-        self.spec = spec
-
-    def __enter__(self):
-        from .pipeline import Grader
-
-        with _graders_lock:
-            held = _graders.get(self.key)
-            if held is None:
-                for key, old in list(_graders.items()):
-                    if old.users == 0:
-                        old.grader.close()
-                        del _graders[key]
-                grader = Grader(load_assignment(self.spec["rubrics"]), jobs=_worker_threads())
-                held = _graders[self.key] = _Held(grader)
-            held.users += 1
-        try:
-            held.grader.catalog()
-        except BaseException:
-            self.__exit__()
-            raise
-        # The folders this batch hides from student code are the batch's, not the worker's: a
-        # shallow copy shares the warm pool and the catalogue and never closes them.
-        view = copy.copy(held.grader)
-        view.hidden = tuple(Path(p) for p in self.spec["hidden"])
-        return view
-
-    def __exit__(self, *exc):
-        with _graders_lock:
-            _graders[self.key].users -= 1
-
-
-def _worker_name() -> str:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
-        return f"pid {os.getpid()}"
-
-
-def _as_error(e: GraderError) -> dict:
-    return {"error": type(e).__name__, "message": str(e), "tip": e.tip}
-
-
-def _in_zip(path: str) -> bool:
-    """`archive.zip/member`, with the archive there: read_submission reads the member."""
-    from .archive import zip_of
-
-    return zip_of(Path(path)) is not None
-
-
-def grade_task(spec: dict, path: str, exercises: list[str] | None) -> dict:
-    """A Dask task: grade one submission (or some of its exercises) here. Plain data in and out:
-    {"result": SubmissionResult.to_dict()}, {"problem": why the file is unusable}, or {"error": ...}
-    for a failure of the grader itself."""
-    if not os.path.exists(path) and not _in_zip(path):
-        # Not the student's fault: never record "no such file" as an unusable submission.
-        return {"error": "GraderCrash", "message": NOT_SHARED.format(worker=_worker_name(), path=path),
-                "tip": NOT_SHARED_TIP}
-    try:
-        with _borrow(spec) as grader:
-            if exercises is None:
-                result = grader.grade(path)
-            else:
-                result = merge_parts([grader.grade(path, only=ex_id) for ex_id in exercises], exercises)
-    except UnusableSubmission as e:
-        return {"problem": e.problem}
-    except GraderError as e:
-        return _as_error(e)
-    return {"result": result.to_dict()}
-
-
-def catalog_task(spec: dict) -> dict:
-    """A Dask task: the rubrics' checks as this worker's Grader collects them (plain dicts)."""
-    try:
-        with _borrow(spec) as grader:
-            return {"catalog": grader.catalog()}
-    except GraderError as e:
-        return _as_error(e)
+TASK_FAILED = "grading {student} failed on a Dask worker: {error}"
+TASK_FAILED_TIP = "`grader check {path}` grades it here and shows the error; run the same command again to resume"
 
 
 # -- on the client -------------------------------------------------------------------------------
-
-
-def merge_parts(parts: list[SubmissionResult], order) -> SubmissionResult:
-    """One SubmissionResult from results that each graded some exercises of the same notebook."""
-    if len(parts) == 1:
-        return parts[0]
-    by_id = {e.id: e for part in parts for e in part.exercises}
-    exercises = tuple(by_id[ex_id] for ex_id in order if ex_id in by_id)
-    return dataclasses.replace(
-        parts[0],
-        devices=tuple(dict.fromkeys(d for part in parts for d in part.devices)),
-        score=sum(e.score for e in exercises),
-        max_score=sum(e.max_score for e in exercises),
-        duration_s=round(sum(part.duration_s for part in parts), 3),
-        exercises=exercises,
-    )
 
 
 def gpu_exercises(assignment: Assignment, catalog: dict[str, list[dict]]) -> tuple[str, ...]:
@@ -312,8 +182,8 @@ class DaskExecutor:
             if isinstance(exc, KilledWorker):
                 return {"lost": LOST.format(n=exc.allowed_failures + 1, worker=exc.last_worker.address)}
             # A bug of the grader's own (the local executor would raise it too): stop, results so far are kept.
-            raise GraderCrash(WORKER_FAILED.format(student=entry.student, error=f"{type(exc).__name__}: {exc}"),
-                              WORKER_FAILED_TIP.format(path=entry.path)) from exc
+            raise GraderCrash(TASK_FAILED.format(student=entry.student, error=f"{type(exc).__name__}: {exc}"),
+                              TASK_FAILED_TIP.format(path=entry.path)) from exc
         if future.status == "cancelled":
             raise GraderCrash(f"the Dask cluster lost the task {future.key} (the scheduler restarted or went away)",
                               "run the same command again: results already written are kept")
@@ -339,6 +209,7 @@ class DaskExecutor:
         """What a submission whose workers kept dying gets: each exercise `crashed`, with the reason
         (STYLE "always write a result"); scored here, with the checks the rubrics list."""
         from . import __version__
+        from .channel import RunOutcome
         from .extract import extract_exercises
         from .pipeline import torch_version
         from .read import read_submission
@@ -348,7 +219,7 @@ class DaskExecutor:
         submission = read_submission(entry.path)
         sources, notes = extract_exercises(submission.notebook, self.assignment.exercises)
         exercises = tuple(
-            score_exercise(ex, sources[ex.id], {"worker_error": reason}, catalog[ex.id], False)
+            score_exercise(ex, sources[ex.id], RunOutcome.worker_failed(reason), catalog[ex.id], False)
             for ex in self.assignment.exercises.values() if part.exercises is None or ex.id in part.exercises
         )
         return SubmissionResult(
@@ -396,5 +267,4 @@ def dask_executor(assignment: Assignment, jobs: int, scheduler: str | None, hidd
     return DaskExecutor(client, assignment, hidden), closer
 
 
-__all__ = ["dask_executor", "DaskExecutor", "Part", "grade_task", "catalog_task", "merge_parts", "gpu_exercises",
-           "ALLOWED_FAILURES", "GPU"]
+__all__ = ["dask_executor", "DaskExecutor", "Part", "gpu_exercises", "ALLOWED_FAILURES", "GPU"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__
 from .assignment import Assignment, Exercise
 from .calibration import request as calibration_request
+from .channel import WORKER_FAILED
 from .errors import ConfigError, GraderCrash
 from .extract import ExerciseSource, extract_exercises
 from .pool import WorkerPool
@@ -30,7 +31,7 @@ def torch_version() -> str:
         return "unknown"
 
 
-def run_job(exercise: Exercise, source: ExerciseSource, assignment: Assignment, threads: int,
+def job_for(exercise: Exercise, source: ExerciseSource, assignment: Assignment, threads: int,
             hidden: tuple[Path, ...] = ()) -> dict:
     """The job a worker runs for one exercise: plain data, nothing of the student's executed here."""
     return {
@@ -71,21 +72,21 @@ class Grader:
     def _collect_catalog(self) -> dict[str, list[dict]]:
         if self._catalog is None:
             answer = self.pool.run({"collect_only": True, "timeout_s": COLLECT_TIMEOUT_S})
-            if answer.get("worker_error") or answer.get("collected") is None:
+            if answer.ended == WORKER_FAILED or answer.collected is None:
                 raise GraderCrash(
                     f"could not collect the rubrics in {self.assignment.rubrics_dir}: "
-                    f"{answer.get('worker_error') or answer.get('reason') or 'no checks reported'}",
-                    "run `pytest --collect-only` on that folder to see the error" + _tail(answer.get("output", "")),
+                    f"{answer.reason or 'no checks reported'}",
+                    "run `pytest --collect-only` on that folder to see the error" + _tail(answer.output),
                 )
-            self.cuda = bool(answer.get("cuda"))
+            self.cuda = answer.cuda
             catalog = {ex_id: [] for ex_id in self.assignment.exercises}
-            for item in answer["collected"]:
+            for item in answer.collected:
                 catalog[item["rubric"].removeprefix("test_")].append(item)
             for ex_id, exercise in self.assignment.exercises.items():
                 if not catalog[ex_id]:
                     # Usually the rubric failed to import: pytest's own report says why.
                     raise ConfigError(f"{exercise.rubric}: no checks could be collected",
-                                      "run `pytest --collect-only` on it to see the error" + _tail(answer.get("output", "")))
+                                      "run `pytest --collect-only` on it to see the error" + _tail(answer.output))
                 validate_catalog(exercise, catalog[ex_id])
             self._catalog = catalog
         return self._catalog
@@ -107,8 +108,8 @@ class Grader:
             source = sources[exercise.id]
             outcome = None
             if not source.missing and not source.syntax_error:
-                outcome = self.pool.run(run_job(exercise, source, self.assignment, self.threads, self.hidden))
-                threads_used.append(int(outcome.get("threads") or 0))
+                outcome = self.pool.run(job_for(exercise, source, self.assignment, self.threads, self.hidden))
+                threads_used.append(outcome.threads)
             return score_exercise(exercise, source, outcome, catalog[exercise.id], self.cuda)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as ex:

@@ -12,23 +12,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .channel import RunOutcome
 from .errors import GraderCrash
+from .hugepages import with_huge_pages
 from .tempdirs import remove_worker_dirs, sweep_stale, worker_dir
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 START_TIMEOUT_S = 120
 # A job may take its own timeout plus this before we call the worker itself hung.
 WORKER_SLACK_S = 30
-HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
-
-
-def with_huge_pages(env: dict) -> dict:
-    """`env` for a worker process: glibc gives its heap transparent huge pages (Linux, glibc >= 2.35;
-    elsewhere the setting is ignored)."""
-    tunables = env.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.hugetlb" not in tunables:
-        env = {**env, "GLIBC_TUNABLES": f"{tunables}:{HUGE_PAGES_TUNABLE}" if tunables else HUGE_PAGES_TUNABLE}
-    return env
 
 
 # The measurement environment is the worker's own (issue 12): allocator and thread-pool variables
@@ -86,14 +78,14 @@ class Worker:
             raise GraderCrash(f"a grading worker refused to start: {refusal[0]}", refusal[1])
         self.ready = True
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict) -> RunOutcome:
         self.wait_ready()
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         line = self._read_line(float(job.get("timeout_s", 60)) + WORKER_SLACK_S)
         if not line:
             raise BrokenPipeError("worker exited")
-        return json.loads(line)
+        return RunOutcome.from_dict(json.loads(line))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -124,7 +116,7 @@ class WorkerPool:
             self._workers.append(w)
         self._idle.put(w)
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: dict) -> RunOutcome:
         worker = self._idle.get()
         try:
             answer = worker.run(job)
@@ -133,7 +125,7 @@ class WorkerPool:
             with self._lock:
                 self._workers.remove(worker)
             self._add()
-            return {"worker_error": f"the grading worker died while running this job ({type(e).__name__})"}
+            return RunOutcome.worker_failed(f"the grading worker died while running this job ({type(e).__name__})")
         except GraderCrash:
             with self._lock:
                 self._workers.remove(worker)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 
 from .assignment import Exercise
+from .channel import WORKER_FAILED, RunOutcome
 from .errors import ConfigError, did_you_mean
 from .extract import MISSING_MESSAGE, ExerciseSource
-from .results import CRASHED, ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT, CheckResult, ExerciseResult
+from .results import ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT, CheckResult, ExerciseResult
 
-STOPPED = "the grader stopped this exercise because {reason}"
-TAMPERING = "tampering detected: {what}; the exercise scores 0"
-FORGED = "something other than the grader wrote to its result channel ({details})"
 NOT_RUN = "not run: {why}"
 SLOW_TOP_LEVEL = ("; no check had finished, and your exercise's cell runs {what} at its top level ({where}): that "
                   "runs on every grading too; put it under `if __name__ == \"__main__\":` (grading skips it) or in "
@@ -40,43 +38,45 @@ def validate_catalog(exercise: Exercise, collected: list[dict]) -> None:
         )
 
 
-def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | None,
+def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: RunOutcome | None,
                    catalog: list[dict], cuda: bool) -> ExerciseResult:
+    """`outcome`: the exercise's run (None where there was none: missing, or a syntax error); its
+    verdict (`RunOutcome.verdict`) decides the status, the YAML the points of each reported check."""
     notes = list(source.notes)
     if source.missing:
         missing = MISSING_MESSAGE.format(id=exercise.id) + (f"; {source.detail}" if source.detail else "")
         return _unscored(exercise, catalog, cuda, MISSING, missing, notes)
     if source.syntax_error:
         return _unscored(exercise, catalog, cuda, ERROR, f"your code does not compile: {source.syntax_error}", notes)
-    if outcome.get("worker_error"):
-        return _unscored(exercise, catalog, cuda, CRASHED, STOPPED.format(reason=outcome["worker_error"]), notes)
-    notes += outcome["notes"]
-    if outcome.get("output_dropped"):
-        notes.append(f"your code printed too much: {outcome['output_dropped']:,} bytes of output past the first "
-                     f"{len(outcome['output'].encode()):,} were dropped")
-    status, error = _verdict(outcome)
+    if outcome.ended == WORKER_FAILED:  # no run to read: nothing of it is explained to the student
+        return _unscored(exercise, catalog, cuda, *outcome.verdict, notes)
+    notes += outcome.notes
+    if outcome.output_dropped:
+        notes.append(f"your code printed too much: {outcome.output_dropped:,} bytes of output past the first "
+                     f"{len(outcome.output.encode()):,} were dropped")
+    status, error = outcome.verdict
     error = explain_names(error, source)
-    if status == TIMEOUT and not outcome.get("checks"):
+    if status == TIMEOUT and not outcome.checks:
         error += _slow_top_level(source)
-    reported = {c["id"]: c for c in outcome["checks"]}
+    reported = {c.id: c for c in outcome.checks}
     if status != GRADED:
         return _unscored(exercise, catalog, cuda, status, error, notes, reported)
     checks = []
-    for entry in outcome["collected"] or catalog:
+    for entry in outcome.collected or catalog:
         spec = exercise.check_spec(entry["id"])
         r = reported.get(entry["id"])
         if r is None:
             checks.append(_check(entry, ERROR, 0.0, spec.points, NOT_RUN.format(why="the checks ended early")))
             continue
-        message = explain_names(r["message"], source)
-        if r["status"] in (FAILED, ERROR) and spec.hint and not SETUP_ERROR.search(message.split("\n", 1)[0]):
+        message = explain_names(r.message, source)
+        if r.status in (FAILED, ERROR) and spec.hint and not SETUP_ERROR.search(message.split("\n", 1)[0]):
             message = f"{message}\nHint: {spec.hint}"
-        if r["status"] == SKIPPED:
-            checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r["duration_s"]))
+        if r.status == SKIPPED:
+            checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r.duration_s))
         else:
-            points = spec.points if r["status"] == PASSED else 0.0
-            checks.append(_check(entry, r["status"], points, spec.points, message, r["duration_s"],
-                                 r.get("picture") if r["status"] != PASSED else None))
+            points = spec.points if r.status == PASSED else 0.0
+            checks.append(_check(entry, r.status, points, spec.points, message, r.duration_s,
+                                 r.picture if r.status != PASSED else None))
     return _exercise(exercise, GRADED, None, checks, notes)
 
 
@@ -114,37 +114,6 @@ def _slow_top_level(source: ExerciseSource) -> str:
     return ""
 
 
-def _verdict(outcome: dict) -> tuple[str, str | None]:
-    forged = list(outcome.get("forged") or ())
-    if outcome.get("forged_lines"):
-        n = outcome["forged_lines"]
-        forged.insert(0, f"{n} line{'s' if n != 1 else ''} without the run's secret token")
-    if forged:
-        return ERROR, TAMPERING.format(what=FORGED.format(details="; ".join(forged[:3])))
-    if outcome.get("tampering"):
-        return ERROR, TAMPERING.format(what=_tampered(outcome["tampering"]))
-    if outcome["ended"] == "timeout":
-        return TIMEOUT, STOPPED.format(reason=outcome["reason"])
-    if outcome["ended"] == "crashed":
-        return CRASHED, STOPPED.format(reason=outcome["reason"])
-    if outcome.get("crash"):
-        return CRASHED, STOPPED.format(reason=outcome["crash"])
-    if outcome.get("load_error"):
-        return ERROR, outcome["load_error"]
-    return GRADED, None
-
-
-def _tampered(t: dict) -> str:
-    """"`torch.allclose` was replaced during the check `test_x`", "`sys.settrace` was called ..."."""
-    parts = []
-    for names, verb in ((t.get("replaced") or [], "replaced"), (t.get("called") or [], "called")):
-        if names:
-            shown = ", ".join(f"`{n}`" for n in names[:5])
-            shown += f" and {len(names) - 5} more" if len(names) > 5 else ""
-            parts.append(f"{shown} {'was' if len(names) == 1 else 'were'} {verb}")
-    return f"{' and '.join(parts) or 'the checks were interfered with'} {t.get('when', '')}".strip()
-
-
 def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> ExerciseResult:
     reported = reported or {}
     checks = []
@@ -154,8 +123,8 @@ def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> E
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, "needs a CUDA GPU, and none is present here"))
             continue
         r = reported.get(entry["id"])
-        if r is not None and r["status"] != PASSED:
-            checks.append(_check(entry, r["status"] if r["status"] != SKIPPED else ERROR, 0.0, spec.points, r["message"]))
+        if r is not None and r.status != PASSED:
+            checks.append(_check(entry, r.status if r.status != SKIPPED else ERROR, 0.0, spec.points, r.message))
         else:
             checks.append(_check(entry, ERROR if status != MISSING else FAILED, 0.0, spec.points,
                                  NOT_RUN.format(why=error.split("\n", 1)[0]) if status != MISSING else error))

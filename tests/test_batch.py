@@ -212,7 +212,7 @@ def _huge_page_collapse_available() -> bool:
 def test_a_worker_serving_a_batch_moves_its_memory_to_huge_pages(mini_assignment):
     # What makes each run's fork cheap: the C heap from the start, the rest after a few runs.
     from grader.pool import Worker
-    from grader.worker import COLLAPSE_AFTER_RUNS
+    from grader.hugepages import COLLAPSE_AFTER_RUNS
 
     if not _huge_page_collapse_available():
         pytest.skip("this kernel cannot collapse memory into transparent huge pages")
@@ -227,7 +227,7 @@ def test_a_worker_serving_a_batch_moves_its_memory_to_huge_pages(mini_assignment
 
         before = huge_mb()
         for _ in range(COLLAPSE_AFTER_RUNS + 1):  # the worker collapses after answering run 8, before run 9
-            assert worker.run({"collect_only": True, "timeout_s": 60}).get("collected")
+            assert worker.run({"collect_only": True, "timeout_s": 60}).collected
         assert huge_mb() > before + 20  # Python's object arenas joined the heap (tens of MB)
     finally:
         worker.kill()

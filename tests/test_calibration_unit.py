@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.calibration import CALIBRATION_FAILED, Calibrations, ThresholdPolicy
+from grader.channel import TIMED_OUT, RunOutcome
 
 
 @pytest.mark.parametrize("value, problem", [
@@ -71,7 +72,7 @@ def test_a_worker_measures_once_then_again_when_the_calibration_is_old_or_used_u
 
     def run(calibration_job):
         runs.append(calibration_job)
-        return {"calibration": {"cpu": {"speedup": 2.0 + len(runs)}}}
+        return RunOutcome(calibration={"cpu": {"speedup": 2.0 + len(runs)}})
 
     held = Calibrations(max_age_s=100.0, max_runs=3, clock=clock)
     first = held.prepare(job(), run)
@@ -97,12 +98,12 @@ def test_a_job_without_calibrate_and_the_calibration_run_itself_pass_through():
 
 
 @pytest.mark.parametrize("outcome, why", [
-    ({"calibration": {"error": "the rubric defines no `calibrate(solution, threads)`"}},
+    (RunOutcome(calibration={"error": "the rubric defines no `calibrate(solution, threads)`"}),
      "the rubric defines no `calibrate(solution, threads)`"),
-    ({"load_error": "SyntaxError in the solution\nline 2"}, "SyntaxError in the solution"),
-    ({"ended": "timeout", "reason": "it was still running after 60 s"}, "it was still running after 60 s"),
-    ({"worker_error": "the worker died"}, "the worker died"),
-    ({}, "no result was reported"),
+    (RunOutcome(load_error="SyntaxError in the solution\nline 2"), "SyntaxError in the solution"),
+    (RunOutcome(ended=TIMED_OUT, reason="it was still running after 60 s"), "it was still running after 60 s"),
+    (RunOutcome.worker_failed("the worker died"), "the worker died"),
+    (RunOutcome(), "no result was reported"),
 ])
 def test_a_failed_calibration_says_why_in_one_line(outcome, why):
     assert Calibrations.measure(job(), lambda _: outcome) == {"error": CALIBRATION_FAILED.format(why=why)}

@@ -17,9 +17,8 @@ from grader import SubmissionResult, load_assignment
 from grader.batch import Entry, Outputs, discover, file_stem, grade_batch, local_executor
 
 distributed = pytest.importorskip("distributed")
-from grader.distributed import (  # noqa: E402
-    ALLOWED_FAILURES, GPU, LOST, NOT_SHARED, DaskExecutor, Part, dask_executor, grade_task,
-)
+from grader.dask_tasks import NOT_SHARED, grade_task  # noqa: E402
+from grader.distributed import ALLOWED_FAILURES, GPU, LOST, DaskExecutor, Part, dask_executor  # noqa: E402
 
 SLOW_OK = "import time\ntime.sleep(0.4)\n" + DOUBLE_OK
 HANG = "while True:\n    pass"

@@ -18,7 +18,7 @@ from grader.checks import CheckFailure, autograd_graph, fail
 from grader.export import FeedbackRenderer, gradescope_json
 from grader.read import read_submission
 from grader.results import CheckResult, ExerciseResult, SubmissionResult
-from grader.worker import _admit_picture
+from grader.channel import admit_picture
 
 HOSTILE = "<script>alert(1)</script>\"'`&<img src=x onerror=alert(2)>"
 MARKUP = re.compile(r"[<>\"`&]")
@@ -85,15 +85,16 @@ def test_a_run_gets_a_bounded_budget_of_pictures_and_a_note_for_what_is_left_out
     picture = {"kind": "graph", "nodes": [node(i, "A" * 60, detail="B" * 60) for i in range(30)],
                "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(29)]}
     size = pictures.encoded_size(pictures.clean(picture))
-    out = {"notes": []}
-    checks = [{"id": f"test_x[{i}]"} for i in range(pictures.MAX_RUN_PICTURE_BYTES // size + 2)]
-    for check in checks:
-        _admit_picture(out, check, picture)
-    kept = [c for c in checks if "picture" in c]
-    assert 0 < len(kept) < len(checks) and out["picture_bytes"] <= pictures.MAX_RUN_PICTURE_BYTES
-    assert any("would exceed 65,536 bytes" in n for n in out["notes"])
-    _admit_picture(out, {"id": "test_bad"}, {"kind": "graph", "nodes": [node(0, kind="x")]})
-    assert out["notes"][-1] == "the picture for `test_bad` was left out: a node of unknown kind 'x'"
+    used, kept, notes = 0, [], []
+    ids = [f"test_x[{i}]" for i in range(pictures.MAX_RUN_PICTURE_BYTES // size + 2)]
+    for check_id in ids:
+        admitted, used, note = admit_picture(check_id, picture, used)
+        kept += [admitted] if admitted is not None else []
+        notes += [note] if note else []
+    assert 0 < len(kept) < len(ids) and used <= pictures.MAX_RUN_PICTURE_BYTES
+    assert any("would exceed 65,536 bytes" in n for n in notes)
+    assert admit_picture("test_bad", {"kind": "graph", "nodes": [node(0, kind="x")]}, 0) == (
+        None, 0, "the picture for `test_bad` was left out: a node of unknown kind 'x'")
 
 
 # -- drawing -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Unit layer for grader/score.py: a run's outcome + the YAML's points → an ExerciseResult, without workers.
 
-The outcome is built the way the worker builds it: token-bearing lines decoded by `worker._interpret`
-(with a wait status and a timed-out flag instead of a child), so the dict's shape cannot drift from
+The outcome is built the way the worker builds it: token-bearing lines decoded by `channel.decode`
+(with a wait status and a timed-out flag instead of a child), so the outcome cannot drift from
 the real one. Points come from the mini assignment's YAML (tests/data/mini/rubrics/mini.yml)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 
 from conftest import MINI_RUBRICS
 from grader import load_assignment
+from grader.channel import RunOutcome, decode
 from grader.extract import ExerciseSource
 from grader.results import CRASHED, ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT
 from grader.score import score_exercise
-from grader.worker import _interpret
 
 TOKEN = "t0ken"
 HINT = "Lecture: most operations work on tensors as on numbers."  # mini.yml, double.test_tensor
@@ -38,22 +38,21 @@ def check(check_id: str, status: str, message: str = "", duration_s: float = 0.0
 
 def outcome(collected: list[dict], *messages: dict, done: bool = True, status: int | None = 0,
             timed_out: bool = False, timeout: float = 6.0, raw: tuple[bytes, ...] = (), output: str = "",
-            dropped: int = 0) -> dict:
-    """`worker._interpret` of the lines a plugin would have sent: collected, `messages`, done."""
+            dropped: int = 0) -> RunOutcome:
+    """`channel.decode` of the lines a plugin would have sent: collected, `messages`, done."""
     sent = [{"kind": "collected", "checks": collected, "cuda": False}, *messages]
     if done:
         sent.append({"kind": "done", "threads": 1})
     lines = [json.dumps({"token": TOKEN, **m}).encode() for m in sent] + list(raw)
-    watch = {"status": status, "timed_out": timed_out, "results": b"\n".join(lines) + b"\n",
-             "output": output, "dropped": dropped}
-    return _interpret(watch, TOKEN, timeout)
+    return decode(b"\n".join(lines) + b"\n", TOKEN, status=status, timed_out=timed_out, timeout_s=timeout,
+                  output=output, output_dropped=dropped)
 
 
 def present(exercise_id: str, **kw) -> ExerciseSource:
     return ExerciseSource(exercise_id, cells=(2,), **kw)
 
 
-def grade(mini, exercise_id: str, out: dict | None, cat: list[dict], source: ExerciseSource | None = None,
+def grade(mini, exercise_id: str, out: RunOutcome | None, cat: list[dict], source: ExerciseSource | None = None,
           cuda: bool = False):
     ex = mini.exercises[exercise_id]
     return score_exercise(ex, source or present(exercise_id), out, cat, cuda)
@@ -204,7 +203,7 @@ def test_a_syntax_error_and_a_worker_error(mini):
     bad = grade(mini, "double", None, cat, source=present("double", syntax_error="invalid syntax (cell 2, line 1)"))
     assert (bad.status, bad.error, bad.max_score) == (ERROR, "your code does not compile: invalid syntax (cell 2, line 1)", 3.0)
     assert by_id(bad)["test_values"].message == "not run: your code does not compile: invalid syntax (cell 2, line 1)"
-    lost = grade(mini, "double", {"worker_error": "the worker died"}, cat)
+    lost = grade(mini, "double", RunOutcome.worker_failed("the worker died"), cat)
     assert (lost.status, lost.error) == (CRASHED, "the grader stopped this exercise because the worker died")
 
 

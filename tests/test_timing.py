@@ -190,7 +190,7 @@ def test_a_machine_that_cannot_tell_the_solution_from_pdist_skips_the_check(tmp_
 
 def _grading_workers_environment() -> list[dict[str, str]]:
     """On a Dask worker: the allocator and thread variables of its Grader's grading workers."""
-    from grader.distributed import _graders
+    from grader.dask_tasks import _graders
 
     return [owned_part(w) for held in _graders.values() for w in held.grader.pool._workers]
 
