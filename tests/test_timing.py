@@ -51,7 +51,9 @@ def test_the_clock_resolves_the_work_inside_a_sandboxed_run(tmp_path):
     times = [float(t) for t in clock["student_ms"].split(",")]
     why = f"process_time stepped {limit['process_time_step_ms']} ms in the run; our clock {clock}"
     assert resolution < 0.1, why
-    assert len(set(times)) == len(times), why  # no two calls snapped to the same tick
+    # A clock that snaps to 4 ms ticks gives two or three distinct values (0, 4, 8) for 1.1 ms calls; ours
+    # gives nearly one per call (two may agree to 0.1 us by chance), and never 0.
+    assert len(set(times)) > len(times) // 2 and min(times) > 0, why
     assert 1.5 < float(clock["speedup"]) < 2.7, why  # spin(2n) / spin(n), not 1x or 4x
 
 
