@@ -1,5 +1,5 @@
 """The clocks of a speed check: how long one call took, on a GPU by CUDA events, on the CPU by the wall
-clock and by the CPU time charged to it (`_Clock.call`, `cpu_sample`, `charged_cpu`, `probe_cpu_clock`).
+clock and by the CPU time charged to it (`CallClock.call`, `cpu_sample`, `charged_cpu`, `probe_cpu_clock`).
 
 grader.timing runs the measurement protocol (pairs, medians, budget) on top of these; this module only
 reads clocks, so the subtle part (which CPU clock can be trusted inside the sandbox) reads on its own.
@@ -30,7 +30,7 @@ listing of /proc/self/task would lose them). The process clock is read right aft
 clock: reading a thread's clock brings the scheduler's account of it up to date, group counters
 included, so on Linux the caller's share of the process clock is exact too and the difference is
 the other threads' time alone (checked: within microseconds for a single-threaded call). On a
-kernel where that does not hold, the difference is noise of up to a tick either way: `_Clock`
+kernel where that does not hold, the difference is noise of up to a tick either way: `CallClock`
 probes how far the two clocks drift apart while only the calling thread works, and charges the
 other threads only beyond that (`others_floor_s`, reported). The reference (our own code, one
 torch thread) is charged its calling thread only, so a student thread that burns CPU while the
@@ -72,7 +72,7 @@ _gc_isenabled = gc.isenabled
 _max, _abs = max, abs
 _BaseException, _isinstance = BaseException, isinstance
 
-PROBE_CPU_S = 0.005     # how long `_Clock` watches the process clock against the thread clock
+PROBE_CPU_S = 0.005     # how long `CallClock` watches the process clock against the thread clock
 FINE_DRIFT_S = 50e-6    # drift below this while probing: the process clock follows the thread clock
 
 CLOCK_CPU = "CPU time of the calling thread and of any other thread of the run"
@@ -83,7 +83,7 @@ CLOCK_WALL_IDLE = "wall clock, as your calls waited off the CPU and CPU time wou
 CLOCK_CUDA = "CUDA events"
 
 
-class _SlowCall(BaseException):
+class SlowCall(BaseException):
     """Raised by our SIGALRM handler inside a student call that ran past its limit.
 
     A BaseException, so a student's `except Exception:` does not swallow it."""
@@ -129,7 +129,7 @@ def probe_cpu_clock(duration_s: float = PROBE_CPU_S) -> tuple[float, float]:
     return step, (0.0 if drift <= FINE_DRIFT_S else 1.5 * _max(drift, 0.004))
 
 
-class _Clock:
+class CallClock:
     """Times one call on `device`: CUDA events after a synchronisation, or perf_counter + `cpu_sample`."""
 
     def __init__(self, device):
@@ -143,7 +143,7 @@ class _Clock:
 
     def call(self, fn, args, limit_s: float | None):
         """(seconds, own cpu seconds, all threads' cpu seconds, output) of `fn(*args)`; raises
-        _SlowCall(wall seconds) past `limit_s`. `seconds` is the CUDA-event time on a GPU, the wall
+        SlowCall(wall seconds) past `limit_s`. `seconds` is the CUDA-event time on a GPU, the wall
         time on the CPU; "own" is the calling thread's CPU time, "all" adds the other threads'."""
         self.sync()
         if self.cuda:
@@ -153,7 +153,7 @@ class _Clock:
         def on_alarm(signum, frame):
             if armed:  # an alarm that arrives while we tidy up is ignored
                 fired.append(True)
-                raise _SlowCall()
+                raise SlowCall()
 
         previous = None
         if limit_s is not None:
@@ -177,8 +177,8 @@ class _Clock:
         except _BaseException as e:
             wall = _perf_counter() - t0
             armed.clear()
-            if fired or _isinstance(e, _SlowCall):
-                raise _SlowCall(wall) from None
+            if fired or _isinstance(e, SlowCall):
+                raise SlowCall(wall) from None
             raise
         finally:
             armed.clear()
@@ -188,7 +188,7 @@ class _Clock:
             if gc_was_enabled:
                 _gc_enable()
         if fired:  # the alarm came as the call returned: it still took too long
-            raise _SlowCall(wall)
+            raise SlowCall(wall)
         seconds = _event_elapsed_ms(start, end) / 1e3 if self.cuda else wall
         return seconds, c1[0] - c0[0], charged_cpu(c0, c1, self.others_floor_s), out
 

@@ -32,7 +32,7 @@ import torch
 
 from .calibration import NO_CALIBRATION, NOT_SEPARABLE, ThresholdPolicy  # noqa: F401 - rubrics import them here
 from .clocks import (CLOCK_CPU, CLOCK_CUDA, CLOCK_WALL, CLOCK_WALL_IDLE, FINE_DRIFT_S,  # noqa: F401 - importable here
-                     PROBE_CPU_S, _Clock, _SlowCall, charged_cpu, cpu_sample, describe_device, probe_cpu_clock)
+                     PROBE_CPU_S, CallClock, SlowCall, charged_cpu, cpu_sample, describe_device, probe_cpu_clock)
 from .speed_verdict import SpeedResult, calibration_record, expect_speedup, timing_picture  # noqa: F401
 
 # Our own references, taken before any student code is loaded.
@@ -92,7 +92,7 @@ def measure_speedup(student, reference, make_inputs, *, threshold: float, device
     """
     before = _int(_get_num_threads())
     threads = _int(threads if threads is not None else before)
-    clock = _Clock(device)
+    clock = CallClock(device)
     use_cpu_clock = not clock.cuda and threads == 1
     started = _monotonic()
     deadline = started + budget_s
@@ -127,7 +127,7 @@ def measure_speedup(student, reference, make_inputs, *, threshold: float, device
         set_threads()
         try:
             seconds, _, cpu, out = clock.call(student, args, limit)
-        except _SlowCall as e:
+        except SlowCall as e:
             slow_calls.append(e.args[0] if e.args else limit)
             raise _Stop(budget if by_budget else slow, too_slow=first or not by_budget) from None
         finally:
