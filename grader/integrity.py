@@ -4,11 +4,8 @@ A snapshot records the identity of every function and class attribute of the mod
 check uses (and of the rubric's own module), and for Python functions also the code they run;
 any later replacement or deletion is named in the "tampering detected" verdict.
 
-Torch replaces some of these itself, lazily, the first time a feature is used (the first torch.compile,
-the first optimizer of a class, importing torch._dynamo): always by a wrapper of its own around the
-original. Such a change is no tampering (issue 14): a new object counts as torch's own when it runs
-torch's wrapper code (the very code object, with its module's globals) around exactly the original,
-which itself is unchanged (`TORCH_WRAPPERS`). A lookalike (`__wrapped__`, `__module__`) counts for nothing.
+Torch replaces some of these itself, lazily, for a wrapper of its own around the original: no
+tampering (issue 14); grader.torch_wrappers tells such a wrapper from a lookalike.
 
 The check runs after every check of every run, so its common answer, "nothing moved", must be
 cheap in a freshly forked child: comparing the 8,000 watched objects one by one takes about 1 ms,
@@ -33,6 +30,13 @@ import torch.autograd
 import torch.nn.functional
 import torch.testing
 
+from .torch_wrappers import NOT_WRAPPED as _NOT_WRAPPED
+from .torch_wrappers import TORCH_WRAPPERS  # noqa: F401 - importable here as before
+from .torch_wrappers import cell_contents as _cell_contents
+from .torch_wrappers import learn_torch_wrappers as _learn_torch_wrappers
+from .torch_wrappers import unwrapped as _unwrapped
+from .torch_wrappers import wrapped_by_torch as _wrapped_by_torch
+
 WATCHED_MODULES = (
     "builtins", "time", "math", "random", "os", "json", "inspect",
     "torch", "torch.autograd", "torch.testing", "torch.nn.functional", "torch.linalg",
@@ -41,6 +45,8 @@ WATCHED_MODULES = (
     "torch.optim.optimizer", "torch.optim.sgd", "torch._dynamo.eval_frame", "torch._dynamo.mutation_guard",
     "pytest", "_pytest.runner", "_pytest.python", "_pytest.reports", "_pytest.fixtures",
     "numpy", "numpy.testing",
+    "grader.clocks", "grader.speed_verdict",  # grader.timing's parts: its clocks, and the verdict's `fail`
+    "grader.torch_wrappers",  # what the fingerprints below ask: is this torch's own wrapper?
     "grader.checks", "grader.timing", "grader._plugin", "grader.integrity",
 )
 WATCHED_CLASSES = (
@@ -63,85 +69,17 @@ WATCHED_CLASSES = (
 
 # Our own references, taken before any student code exists (it may replace the builtins).
 _id, _items, _vars, _callable, _reversed = id, dict.items, vars, callable, reversed
-_isinstance, _type, _sorted, _list, _tuple, _getattr = isinstance, type, sorted, list, tuple, getattr
+_isinstance, _type, _sorted, _list, _tuple = isinstance, type, sorted, list, tuple
 _type_dict, _type_mro = type.__dict__["__dict__"].__get__, type.__dict__["__mro__"].__get__
 _all, _is, _eq, _attrgetter, _len = all, operator.is_, operator.eq, operator.attrgetter, len
 _tag_value = operator.attrgetter("value")
 _FunctionType = type(lambda: None)
-_CodeType = type((lambda: None).__code__)
 _WATCHED_TYPES = (property, staticmethod, classmethod, type(builtins.len), type(sys))
 
 
 def _is_watched(value) -> bool:
     # A module counts too: `rubric.torch = fake_torch` must not go unseen.
     return _callable(value) or _isinstance(value, _WATCHED_TYPES)
-
-
-# Where torch replaces a watched object by itself, lazily: (module, the function that makes the wrapper,
-# the wrapper's own (nested) function, the closure variable holding the original). Measured with torch 2.13
-# (tests/test_integrity.py): the first torch.compile runs dynamo's TorchPatcher.patch (every optimizer
-# class's `_init_group`, LBFGS's and SparseAdam's `step`, the fused optimizer functions, torch.jit.trace,
-# trace_module, _get_trace_graph and fx's Tracer.trace, each through `torch._dynamo.disable`) and
-# mutation_guard.install_generation_tagging_init (nn.Module.__init__ and __setstate__); importing
-# torch._dynamo wraps torch.manual_seed with torch._disable_dynamo; an optimizer class's first instance
-# wraps its `step` with Optimizer.profile_hook_step. torch.func, torch.export, jit and the rest replace
-# nothing watched.
-TORCH_WRAPPERS = (
-    ("torch._dynamo.eval_frame", "DisableContext.__call__", "_fn", "fn"),
-    ("torch._dynamo.mutation_guard", "install_generation_tagging_init", "patched_init", "init"),
-    ("torch._dynamo.mutation_guard", "install_generation_tagging_init", "patched_setstate", "setstate"),
-    ("torch", "_disable_dynamo", "inner", "fn"),
-    ("torch.optim.optimizer", "Optimizer.profile_hook_step", "wrapper", "func"),
-)
-_wrapper_codes: dict = {}  # id(code) -> (code, globals, the original's closure index, {other cell index: test})
-
-
-def _learn_torch_wrappers() -> None:
-    """Find the code objects of TORCH_WRAPPERS in torch itself, once, before any student code exists."""
-    if _wrapper_codes:
-        return
-    import importlib
-
-    for module_name, maker, nested, holder in TORCH_WRAPPERS:
-        try:
-            module = importlib.import_module(module_name)
-            make = module
-            for part in maker.split("."):
-                make = _type_dict(make)[part] if _isinstance(make, type) else _getattr(make, part)
-            make = _getattr(make, "__func__", make)  # a staticmethod
-            code = next(c for c in make.__code__.co_consts if _type(c) is _CodeType and c.co_name == nested)
-            others = {i: _CELL_TESTS[name] for i, name in enumerate(code.co_freevars) if name != holder}
-            _wrapper_codes[_id(code)] = (code, vars(module), code.co_freevars.index(holder), others)
-        except (ImportError, AttributeError, KeyError, StopIteration, ValueError):
-            continue  # another torch version: its wrappers, if any, are reported as before
-
-
-def _plain_disable_context(value) -> bool:
-    klass = sys.modules["torch._dynamo.eval_frame"].DisableContext
-    return _type(value) is klass and _getattr(value, "callback", 0) is None
-
-
-# The wrappers' other closure variables: what torch itself puts there.
-_CELL_TESTS = {"self": _plain_disable_context, "recursive": lambda v: _type(v) is bool}
-_NOT_WRAPPED = object()
-
-
-def _wrapped_by_torch(value):
-    """The original inside `value` if `value` is one of torch's own wrappers (TORCH_WRAPPERS), else _NOT_WRAPPED."""
-    if _type(value) is not _FunctionType:
-        return _NOT_WRAPPED
-    spec = _wrapper_codes.get(_id(value.__code__))
-    if spec is None:
-        return _NOT_WRAPPED
-    code, namespace, holder, others = spec
-    cells = value.__closure__ or ()
-    if (value.__code__ is not code or value.__globals__ is not namespace or value.__defaults__ is not None
-            or value.__kwdefaults__ is not None or _len(cells) != _len(code.co_freevars)):
-        return _NOT_WRAPPED
-    for i, test in _items(others):
-        if not test(_cell_contents(cells[i])):
-            return _NOT_WRAPPED
-    return _cell_contents(cells[holder])
 
 
 def _fingerprint(value):
@@ -155,15 +93,6 @@ def _fingerprint(value):
            _tuple(_id(_cell_contents(c)) for c in cells))
     inner = _wrapped_by_torch(value)
     return own if inner is _NOT_WRAPPED else own + (_fingerprint(inner),)
-
-
-def _unwrapped(value, depth: int = 4) -> list:
-    """`value` and the originals inside torch's wrappers of it (LBFGS.step: disable(profile_hook(step)))."""
-    out = [value]
-    while depth and (value := _wrapped_by_torch(value)) is not _NOT_WRAPPED:
-        out.append(value)
-        depth -= 1
-    return out
 
 
 def _namespaces(extra_modules) -> list[tuple[str, object, object, bool]]:
@@ -360,13 +289,6 @@ def _class(get):
         return get()
     except (KeyError, AttributeError):
         return None
-
-
-_EMPTY_CELL = object()
-
-
-def _cell_contents(cell):
-    return _getattr(cell, "cell_contents", _EMPTY_CELL)
 
 
 # Keep these modules imported so the snapshot always sees them.

@@ -1,24 +1,10 @@
 """LMS downloads in: who a Canvas or Moodle bulk-download file belongs to, and when it came in.
+(The gradebooks that go back to the LMS are grader.lms_gradebook's.)
 
 A TA's week starts with an LMS bulk download. Its file names carry the student (the LMS id, which
 becomes the student's id everywhere in the outputs), the display name and, on Canvas, a LATE flag.
 
-Formats (no official specification is published; these follow what the LMSs write):
-- Canvas "Download Submissions" zip (or the folder it unpacks to), one file per attachment:
-  `sortablename_[LATE_]<user_id>_<attachment_id>_<original name>`; `sortablename` is the student's
-  "Last, First" lower-cased with everything but letters and digits removed (`doejane`, `müllerjürgen`);
-  under anonymous grading `anon_<anonymous_id>_[LATE_]<attachment_id>_<original name>`; a resubmission of
-  the same original name gets `-1`, `-2` before the extension. Sources: Canvas'
-  `app/models/submission.rb` / content-zipper naming as seen in the wild, e.g. the README of
-  github.com/mikewesthad/canvas-unzipper (`smithbob_340934_208490284_BobsWork.zip`) and of
-  github.com/TimHanneman/Canvas_submission_sort ("an extra field if the assignment was submitted late and if the
-  assignment was resubmitted multiple times a number is added at the end of the filename, but before the file
-  extension").
-- Moodle (mod/assign "Download all submissions"): a folder per participant
-  `Full Name_<participantid>_assignsubmission_file_/` holding the files (Moodle >= 3.x with "download
-  submissions in folders"), or the older flat form `Full Name_<participantid>_assignsubmission_file_<file>`.
-  The participant id is what Moodle's grading worksheet calls `Participant <id>`. Source: Moodle's
-  `mod/assign/locallib.php` (`download_submissions`, prefix `fullname_uniqueid_plugin_`).
+How each LMS names its files, with the sources of each format, is grader.lms_names'.
 
 Neither download carries a submission time in its names: a zip entry's time (what the LMS stamped the file
 with) is used, else the file's modification time; `Identity.time_source` says which.
@@ -26,28 +12,23 @@ with) is used, else the file's modification time; `Identity.time_source` says wh
 
 from __future__ import annotations
 
-import re
 import shutil
 import unicodedata
 import zipfile
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .archive import decoded_name, unsafe_reason
 from .errors import ConfigError
+# LMS gradebooks out, importable from here as before (grader.semester, grader.adjust and tests use them).
+from .lms_gradebook import (CANVAS_COLUMNS, CANVAS_POINTS_ROW, MOODLE_COLUMNS, MOODLE_DATE,  # noqa: F401
+                            MOODLE_STATUS, ROSTER_TIP, RosterEntry, canvas_column, canvas_csv, load_roster,
+                            moodle_csv, read_table)
+from .lms_names import (CANVAS, CANVAS_ANON, CANVAS_NAME, MOODLE, MOODLE_NAME, RESUBMISSION,  # noqa: F401
+                        Identity, parse_canvas, parse_moodle, resubmission_number)
 from .read import MAX_NOTEBOOK_BYTES
-from .safe_text import csv_cell
-
-CANVAS, MOODLE = "canvas", "moodle"
-
-# Letters and digits only (Canvas strips the rest), any script.
-CANVAS_NAME = re.compile(r"^(?P<sortable>[^\W_]*)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
-CANVAS_ANON = re.compile(r"^anon_(?P<anon>[A-Za-z0-9]+)_(?:(?P<late>LATE)_)?(?P<att>\d+)_(?P<file>.+)$", re.DOTALL)
-MOODLE_NAME = re.compile(r"^(?P<name>.+)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)(?:_(?P<file>.*))?$", re.DOTALL)
-# (DOTALL: a newline is legal in a Linux file name.)
-RESUBMISSION = re.compile(r"^(?P<stem>.+?)-(?P<n>\d+)$")
 
 TIME_ZIP, TIME_MTIME = "zip entry time", "file mtime"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
@@ -62,50 +43,10 @@ NO_NOTEBOOK = "no .ipynb notebook among this student's files ({files}); submit t
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who a submission belongs to according to the LMS, and when it was submitted."""
-
-    lms: str  # canvas | moodle | "" (a plain folder)
-    student: str  # the LMS id: Canvas user id, `anon_<id>`, Moodle participant id
-    name: str  # the display name as the download spells it
-    late: bool | None = None  # Canvas' LATE flag; None where the LMS does not say
-    submitted_at: datetime | None = None
-    time_source: str = ""
-    original_name: str = ""
-    notes: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True)
 class _File:
     identity: Identity
     path: Path
     order: tuple  # later is larger: (attachment id) on Canvas, (resubmission number, name) elsewhere
-
-
-def parse_canvas(name: str) -> Identity | None:
-    """The identity a Canvas download file name carries, or None if it is not one. A name as a Mac
-    hands it back (decomposed: "u" + a combining diaeresis) is the same name."""
-    name = unicodedata.normalize("NFC", name)
-    m = CANVAS_ANON.match(name)
-    if m:
-        return Identity(CANVAS, f"anon_{m['anon']}", f"anon_{m['anon']}", bool(m["late"]), original_name=m["file"])
-    m = CANVAS_NAME.match(name)
-    if m and m["sortable"] != "anon":  # a name of no letters or digits at all leaves Canvas an empty sortable name
-        return Identity(CANVAS, m["uid"], m["sortable"] or m["uid"], bool(m["late"]), original_name=m["file"])
-    return None
-
-
-def parse_moodle(name: str) -> Identity | None:
-    name = unicodedata.normalize("NFC", name)
-    m = MOODLE_NAME.match(name)
-    if not m:
-        return None
-    return Identity(MOODLE, m["pid"], m["name"], None, original_name=m["file"] or "")
-
-
-def _resubmission(original: str) -> int:
-    m = RESUBMISSION.match(Path(original).stem)
-    return int(m["n"]) if m else 0
 
 
 def _ignored(parts: tuple[str, ...]) -> bool:
@@ -226,7 +167,7 @@ def _candidates(root: Path, zip_times: dict[str, datetime], out: Path | None = N
                 original = q.name if p.is_dir() else ident.original_name
                 when, source = _file_time(q, root, zip_times)
                 files.append(_File(replace(ident, submitted_at=when, time_source=source, original_name=original), q,
-                                   (_resubmission(original), when.timestamp(), original)))
+                                   (resubmission_number(original), when.timestamp(), original)))
         return MOODLE, files
     return None, []
 
@@ -293,108 +234,3 @@ def folders_to_hide(source: Path) -> tuple[tuple[Path, ...], str | None]:
     if any(Path(p).resolve().is_relative_to(folder) for p in needed):
         return (), ZIP_NOT_HIDDEN.format(zip=source)
     return (folder,), None
-
-
-# -- LMS gradebooks out ---------------------------------------------------------------------------
-
-CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
-CANVAS_POINTS_ROW = "    Points Possible"  # Canvas' export writes it so, indented; its import skips it
-MOODLE_COLUMNS = ("Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade",
-                  "Grade can be changed", "Last modified (submission)", "Last modified (grade)", "Feedback comments")
-MOODLE_STATUS = "Submitted for grading - Graded"
-MOODLE_DATE = "%A, %d %B %Y, %I:%M %p"  # Moodle's strftimedatetime, as its worksheet shows dates
-ROSTER_TIP = ("export it from the LMS: Canvas Grades > Export (Student, ID, SIS User ID, SIS Login ID, Section), "
-              "or Moodle's grading worksheet / participants (Identifier or ID number, Full name, Email address)")
-
-
-@dataclass(frozen=True)
-class RosterEntry:
-    name: str = ""
-    sis_user_id: str = ""
-    sis_login_id: str = ""
-    section: str = ""
-    email: str = ""
-
-
-def _uncell(text: str) -> str:
-    """A roster cell as the LMS meant it: a `'` we (or the LMS) put before a formula character removed."""
-    return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
-
-
-def read_table(path: Path, what: str, tip: str):
-    """A CSV a person exported or edited (Excel's BOM tolerated), as a DictReader, or an error naming the file."""
-    import csv
-    import io
-
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read {what}: {e}", tip) from None
-    return csv.DictReader(io.StringIO(text, newline=""))
-
-
-def load_roster(path: Path | None) -> dict[str, RosterEntry]:
-    """An LMS roster or gradebook export, by LMS id (Canvas `ID`, Moodle `Participant N` -> `N`)."""
-    if path is None:
-        return {}
-    path = Path(path)
-    reader = read_table(path, "the roster", ROSTER_TIP)
-    fields = set(reader.fieldnames or ())
-    roster = {}
-    if {"Student", "ID"} <= fields:
-        for row in reader:
-            student = (row.get("Student") or "").strip()
-            if student == CANVAS_POINTS_ROW.strip() or not (row.get("ID") or "").strip():
-                continue
-            roster[row["ID"].strip()] = RosterEntry(_uncell(student), _uncell(row.get("SIS User ID") or ""),
-                                                    _uncell(row.get("SIS Login ID") or ""),
-                                                    _uncell(row.get("Section") or ""))
-    elif "Identifier" in fields:
-        for row in reader:
-            ident = (row.get("Identifier") or "").strip()
-            key = ident.split()[-1] if ident else ""
-            if key:
-                roster[key] = RosterEntry(_uncell(row.get("Full name") or ""), email=_uncell(row.get("Email address") or ""))
-    else:
-        raise ConfigError(f"{path}: line 1: not a roster this grader knows (columns {', '.join(sorted(fields))})",
-                          ROSTER_TIP)
-    return roster
-
-
-def canvas_column(name: str, assignment_id) -> str:
-    """Canvas matches an imported column to an assignment by `Name (id)`; without an id it creates one."""
-    return f"{name} ({assignment_id})" if assignment_id not in (None, "") else name
-
-
-def canvas_csv(finals, roster: dict[str, RosterEntry], assignment: str, assignment_id, max_score: float) -> str:
-    """Canvas' gradebook import: its own export's header and id columns, then the assignment's points."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow([*CANVAS_COLUMNS, canvas_column(assignment, assignment_id)])
-    w.writerow([CANVAS_POINTS_ROW, "", "", "", "", f"{max_score:g}"])
-    for f in finals:
-        r = roster.get(f.student, RosterEntry())
-        anonymous = f.student.startswith("anon_")
-        w.writerow([csv_cell(r.name or f.name), "" if anonymous else csv_cell(f.student), csv_cell(r.sis_user_id),
-                    csv_cell(r.sis_login_id), csv_cell(r.section), f"{f.final:g}"])
-    return out.getvalue()
-
-
-def moodle_csv(finals, roster: dict[str, RosterEntry], max_score: float) -> str:
-    """Moodle's offline grading worksheet: matched by `Identifier`; Grade and Feedback comments are read back."""
-    import csv
-    import html
-    import io
-
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(MOODLE_COLUMNS)
-    for f in finals:
-        r = roster.get(f.student, RosterEntry())
-        submitted = f.submitted_at.strftime(MOODLE_DATE) if f.submitted_at else "-"
-        w.writerow([f"Participant {f.student}", csv_cell(r.name or f.name), csv_cell(r.email), MOODLE_STATUS,
-                    f"{f.final:.2f}", f"{max_score:.2f}", "Yes", submitted, "-", csv_cell(html.escape(f.comment))])
-    return out.getvalue()
