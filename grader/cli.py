@@ -1,4 +1,8 @@
-"""The command line: the only place that prints, colours and picks exit codes."""
+"""The command line: the only place that prints, colours and picks exit codes.
+
+One module because every command's parsing, printing and exit code belong together here, and only here: the
+library raises typed errors and never prints, so each `cmd_*` is a thin adapter (the work is in its module).
+"""
 
 from __future__ import annotations
 

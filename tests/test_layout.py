@@ -19,10 +19,7 @@ MIN_REASON_WORDS = 6  # "One module because it is long" is no reason
 # Over LIMIT today, in modules other helpers of issue 18 are cutting: each leaves this list at its merge
 # (test_pending_modules_are_still_over_the_limit says when).
 PENDING = {
-    "worker.py": "helper channel",
-    "distributed.py": "helper channel",
     "checks.py": "helper api",
-    "_plugin.py": "helper api",
 }
 
 
