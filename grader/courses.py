@@ -23,12 +23,27 @@ def bundled_rubrics() -> list[Path]:
     return [BUNDLED_RUBRICS, *[p for p in extra if p.is_dir()]]
 
 
-def rubrics_for_notebook(path: Path | str) -> Path | None:
-    """The bundled rubrics folder for the notebook at `path`; None for the default (or when unreadable:
-    the grading that follows says what is wrong with the file)."""
+def _courses() -> list[tuple[Path, set[str]]]:
+    found = []
+    for rubrics in bundled_rubrics():
+        try:
+            found.append((rubrics, set(load_assignment(rubrics).exercises)))
+        except ConfigError:
+            continue  # a broken course is reported when it is graded by name, not here
+    return found
+
+
+def rubrics_for_notebook(path: Path | str | None, exercise_id: str | None = None) -> Path | None:
+    """The bundled rubrics folder for the notebook at `path` (and `grader.check(exercise_id)`); None for the
+    default, or when unreadable: the grading that follows says what is wrong with the file."""
     from .extract import exercise_id_of
     from .read import read_submission
 
+    courses = _courses()
+    if exercise_id:  # `grader.check("hvp")` names its course, when one course alone has that exercise
+        having = [rubrics for rubrics, ids in courses if exercise_id in ids]
+        if len(having) == 1:
+            return None if having[0] == BUNDLED_RUBRICS else having[0]
     try:
         nb = read_submission(path).notebook
     except Exception:  # noqa: BLE001 - reported by the grading itself, with the file's name
@@ -37,11 +52,7 @@ def rubrics_for_notebook(path: Path | str) -> Path | None:
     if not marked:
         return None
     best, best_count, tie = None, 0, False
-    for rubrics in bundled_rubrics():
-        try:
-            ids = load_assignment(rubrics).exercises
-        except ConfigError:
-            continue  # a broken course is reported when it is graded by name, not here
+    for rubrics, ids in courses:
         count = sum(n for i, n in marked.items() if i in ids)
         if count > best_count:
             best, best_count, tie = rubrics, count, False

@@ -119,10 +119,12 @@ def check_all(notebook: str | os.PathLike | None = None, rubrics: str | os.PathL
 
 
 def _check(only: str | None, notebook, rubrics) -> CheckAnswer:
+    from .courses import rubrics_for_notebook
+
     args = f'"{only}", ' if only else ""
     try:
         target = locate_notebook(notebook, args)
-        rubrics = rubrics or os.environ.get(RUBRICS_ENV)
+        rubrics = rubrics or os.environ.get(RUBRICS_ENV) or rubrics_for_notebook(target.get("notebook"), only)
         service = _service(str(Path(rubrics).expanduser().resolve()) if rubrics else None)
         answer = service.ask({"only": only, "ran": ran_cells() if "notebook" in target else [], **target},
                              only)

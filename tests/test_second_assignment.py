@@ -100,6 +100,9 @@ def test_a_notebook_is_graded_against_the_assignment_its_exercises_belong_to(tmp
     assert rubrics_for_notebook(COURSE / "exercises" / "autograd_tricks.ipynb") == COURSE / "rubrics"
     assert rubrics_for_notebook(REPO / "exercises" / "pytorch_intro.ipynb") is None  # the default
     assert rubrics_for_notebook(tmp_path / "no_such.ipynb") is None  # unreadable: the grading says why
+    # grader.check("hvp") in a kernel (a Colab notebook has no file): the one course with that exercise.
+    assert rubrics_for_notebook(None, "hvp") == COURSE / "rubrics"
+    assert rubrics_for_notebook(None, "lost_leaf") is None
     # One cell of each: a tie is the default, never a guess.
     mixed = exercise_notebook(tmp_path / "mixed.ipynb", {"lost_leaf": "def make_leaves(d, dtype=None): pass",
                                                          "hvp": "def hvp(f, x, v): pass"})
