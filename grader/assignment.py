@@ -14,6 +14,7 @@ from .errors import ConfigError, did_you_mean
 # installed package, whatever the working directory).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUBRICS = REPO_ROOT / "rubrics"
+PRIVATE_SUBFOLDERS = ("rubrics", "solutions", "tests/variants")  # of a course's root
 
 EXERCISE_KEYS = {"title", "lecture", "timeout_s", "memory_mb", "checks", "thresholds", "needs_gpu"}
 CHECK_KEYS = {"points", "hint", "needs_gpu"}
@@ -70,8 +71,12 @@ class Assignment:
 
     @property
     def private_dirs(self) -> tuple[Path, ...]:
-        """Folders student code must never read (SPEC "Isolation and safety")."""
-        return (self.rubrics_dir, self.root / "solutions")
+        """Folders student code must never read (SPEC "Isolation and safety"): this course's rubrics, solutions
+        and variants (correct alternatives among them), and those of every course shipped in this repository,
+        so that week 1's code cannot read week 3's answers."""
+        roots = [self.root, REPO_ROOT, *sorted((REPO_ROOT / "assignments").glob("*/"))]
+        folders = [root / sub for root in roots for sub in PRIVATE_SUBFOLDERS]
+        return tuple(dict.fromkeys(p for p in folders if p.is_dir()))
 
 
 def load_assignment(rubrics_dir: Path | str | None = None) -> Assignment:

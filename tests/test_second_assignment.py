@@ -71,8 +71,8 @@ def test_its_rubrics_and_solutions_are_hidden_from_student_code(course_grader, t
     assert readable_from_student_code(course_grader, tmp_path, PRIVATE_FILES) == []
 
 
-# Not hidden today (issue 18, a change to grader/assignment.py's private_dirs): strict, so the fix shows here.
-NOT_YET_HIDDEN = {
+# Hidden as well: every course's private folders in this repository, and the variants (week 1 cannot read week 3).
+ALSO_HIDDEN = {
     "the other course's rubrics and solutions": BUNDLED_PRIVATE_FILES,
     "correct alternatives among the variants": [COURSE / "tests" / "variants" / "ste_round" / "ok_autograd_function.py",
                                                 REPO / "tests" / "variants" / "lost_leaf" / "ok_empty_normal.py"],
@@ -80,11 +80,10 @@ NOT_YET_HIDDEN = {
 
 
 @needs_root
-@pytest.mark.xfail(strict=True, reason="assignment.private_dirs holds the graded course's rubrics/ and solutions/ "
-                                       "only (a change to grader/assignment.py)")
-@pytest.mark.parametrize("what", NOT_YET_HIDDEN)
+@pytest.mark.parametrize("what", ALSO_HIDDEN)
 def test_other_solutions_in_the_repository_are_hidden_too(course_grader, tmp_path, what):
-    assert readable_from_student_code(course_grader, tmp_path, NOT_YET_HIDDEN[what]) == []
+    assert all(p.is_file() for p in ALSO_HIDDEN[what])
+    assert readable_from_student_code(course_grader, tmp_path, ALSO_HIDDEN[what]) == []
 
 
 def test_a_notebook_is_graded_against_the_assignment_its_exercises_belong_to(tmp_path):
@@ -114,3 +113,11 @@ def test_a_notebook_is_graded_against_the_assignment_its_exercises_belong_to(tmp
     result = json.loads(out.stdout)
     assert (out.returncode, result["assignment"], result["score"]) == (0, "autograd_tricks", result["max_score"])
     assert [e["id"] for e in result["exercises"]] == ["ste_round"]
+
+
+def test_grading_the_bundled_course_hides_this_course_too():
+    """Week 1's run cannot read week 3's answers: the same folders are hidden whichever course is graded."""
+    hidden = set(load_assignment().private_dirs)
+    assert {COURSE / "rubrics", COURSE / "solutions", COURSE / "tests" / "variants",
+            REPO / "rubrics", REPO / "solutions", REPO / "tests" / "variants"} <= hidden
+    assert hidden == set(load_assignment(COURSE / "rubrics").private_dirs)
