@@ -11,14 +11,13 @@ import contextlib
 import inspect
 import math
 import re
-import signal
-import threading
 
 import pytest
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from grader.checks import describe, expect_close, fail, need
+from grader.checks import time_limit as call_limit
 from grader.checks import autograd_graph, tensor_summary, with_picture
 
 # Our own references, taken before any student code is loaded.
@@ -35,15 +34,12 @@ _tanh = torch.tanh
 _sin = torch.sin
 _float64 = torch.float64
 _getattr_static = inspect.getattr_static
-_setitimer, _set_handler, _SIGALRM, _ITIMER_REAL = signal.setitimer, signal.signal, signal.SIGALRM, signal.ITIMER_REAL
-_main_thread, _current_thread = threading.main_thread, threading.current_thread
 
 # One solve of the lecture's LBFGS version takes milliseconds (about 1 s for the very first optimizer
 # step of a process, which imports torch._dynamo); this limit is for solvers that never stop. Once one
 # call ran out of time, the later ones get a third of it, so an endless solver costs about 25 s, not 60.
 CALL_LIMIT_S = 6.0
 _ran_out = []  # the calls that ran out of time in this run (one run grades one submission)
-_limited = []  # the limit in force: an inner call (a solve inside gradcheck) runs under the outer one
 # The lecture's solver finds y to about 1e-5 (LBFGS on F**2 with its default tolerances).
 VALUE_TOL = 1e-4
 GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-4
@@ -61,37 +57,19 @@ HOOKS_REFUSED = "support saved tensor hooks"
 SAVE_FIX = "keep tensors with `ctx.save_for_backward(x, y)` and read them back with `ctx.saved_tensors`"
 
 
-class _TooSlow(BaseException):
-    """Raised by our alarm inside student code; a BaseException, so `except Exception` does not swallow it."""
-
-
 @contextlib.contextmanager
 def time_limit(doing: str, factor: float = 1.0):
     """Stop student code that runs longer than its limit and fail only this check."""
     seconds = factor * CALL_LIMIT_S / (3 if _ran_out else 1)
-    if _limited or _current_thread() is not _main_thread():  # signals reach the main thread only
+    with call_limit(seconds) as limit:
         yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _TooSlow()
-
-    previous = _set_handler(_SIGALRM, on_alarm)
-    _limited.append(doing)
-    _setitimer(_ITIMER_REAL, seconds)
-    try:
-        yield
-    except _TooSlow:
+    if limit.ran_out:
         _ran_out.append(doing)
         fail(f"{doing} did not finish within {seconds:g} s",
              expected="a call that returns: the lecture's version solves and differentiates in milliseconds",
              found=f"still running after {seconds:g} s",
              fix="bound every loop: the solver's by `max_iter` (stop early once |F(x, y)| is tiny), never "
                  "`while` until an exact zero; backward needs no loop at all")
-    finally:
-        _setitimer(_ITIMER_REAL, 0)
-        _set_handler(_SIGALRM, previous)
-        _limited.pop()
 
 
 # -- the functions F(x, y) the checks solve ----------------------------------------------------

@@ -47,7 +47,7 @@ class OperatorLog(TorchDispatchMode):
 
     def ran(self, fragment: str) -> list[str]:
         """The operators that ran whose name contains `fragment`, sorted, as "aten._pdist_forward"."""
-        return sorted({"aten." + n.removeprefix("aten::") for n in self.names if fragment in n})
+        return sorted({n.replace("::", ".") for n in self.names if fragment in n})
 
 
 # -- which call copied ----------------------------------------------------------------------------
