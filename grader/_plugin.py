@@ -32,6 +32,24 @@ _exit, _isinstance, _getattr = os._exit, isinstance, getattr
 _random_seed, _numpy_seed = random.seed, numpy.random.seed
 _torch_manual_seed, _cpu_generator = torch.manual_seed, torch.default_generator
 _get_num_threads = torch.get_num_threads
+_not_defined = checks.not_defined
+
+
+class StudentModule(types.ModuleType):
+    """The namespace the student's cells run in, handed to the rubric as the `student` fixture.
+
+    Reading a name the cells never defined fails the check by name, exactly as `need()` does
+    (`student.make_leaves` -> "`make_leaves` is not defined"), never with a bare AttributeError; the
+    failure is an AttributeError too (`checks.NotDefined`), so `getattr(student, name, None)` and
+    `hasattr` answer as for any module. Dunder names keep Python's own AttributeError (copy, pickle,
+    inspect probe them). A module-level `__getattr__` in the student's cells is asked first (PEP 562):
+    it answers for the student's own names, as defining them would.
+    """
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(f"module {STUDENT_MODULE!r} has no attribute {name!r}")
+        _not_defined(name)
 
 
 class Channel:
@@ -160,7 +178,7 @@ class RubricPlugin:
         channel.send("done", threads=_get_num_threads())  # what the run really used, after the student's code
 
     def _load_student(self) -> types.ModuleType:
-        module = types.ModuleType(STUDENT_MODULE)
+        module = StudentModule(STUDENT_MODULE)
         module.__file__ = f"<{self.job['exercise_id']}>"
         sys.modules[STUDENT_MODULE] = module
         notes = []

@@ -22,7 +22,7 @@ pass (it is also detected: grader.integrity watches these modules).
 from __future__ import annotations
 
 from .devices import DEVICES, DTYPES, NEEDS_CUDA, NO_CUDA_REASON, cuda_available
-from .failures import FEEDBACK, NOT_DEFINED, CheckFailure, fail, need, not_defined
+from .failures import FEEDBACK, NOT_DEFINED, CheckFailure, NotDefined, fail, need, not_defined
 from .graphs import GRAPH_DEPTH, GRAPH_NODES, autograd_graph, tensor_summary, with_picture
 from .probes import CallRecorder, CopyRecorder, OperatorLog, OpRecorder, TooSlow, storage_of, time_limit
 from .tensors import (describe, expect_attributes, expect_close, expect_plain_tensor, expect_tensor, grad_fn_name,
@@ -42,7 +42,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEVICES", "DTYPES", "FEEDBACK", "GRAPH_DEPTH", "GRAPH_NODES", "NEEDS_CUDA", "NOT_DEFINED", "NO_CUDA_REASON",
-    "CallRecorder", "CheckFailure", "CopyRecorder", "OpRecorder", "OperatorLog", "TooSlow",
+    "CallRecorder", "CheckFailure", "CopyRecorder", "NotDefined", "OpRecorder", "OperatorLog", "TooSlow",
     "autograd_graph", "cuda_available", "describe", "expect_attributes", "expect_close", "expect_plain_tensor",
     "expect_speedup", "expect_tensor", "fail", "grad_fn_name", "measure_speedup", "need", "not_defined",
     "shape_text", "storage_of", "tensor_summary", "time_limit", "with_picture",

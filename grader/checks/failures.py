@@ -14,7 +14,8 @@ class CheckFailure(AssertionError):
     picture: dict | None = None  # plain data for `grader.pictures`, attached by `with_picture`
 
 
-def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None, fix=None, picture=None):
+def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None, fix=None, picture=None,
+         kind: type = CheckFailure):
     """Fail the check; `picture`: plain data for `grader.pictures` (e.g. a timing measured for the verdict)."""
     lines = [verdict.rstrip(".") + "."]
     if expected is not None:
@@ -27,9 +28,15 @@ def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None,
         lines.append(f"Tolerance: {tolerance}")
     if fix:
         lines.append(f"Fix: {fix}")
-    failure = CheckFailure("\n".join(lines))
+    failure = kind("\n".join(lines))
     failure.picture = picture
     raise failure
+
+
+class NotDefined(CheckFailure, AttributeError):
+    """The student's cells define no such name. A check failure with the name in its verdict, and an
+    AttributeError, so that `getattr(student, name, default)`, `hasattr` and pickle's search of
+    `sys.modules` see a plain missing attribute."""
 
 
 NOT_DEFINED = "`{name}` is not defined"
@@ -44,10 +51,11 @@ def need(student, name: str, what: str = "function"):
 
 
 def not_defined(name: str, what: str = "function"):
-    """Fail the check because the student's cells define no `name` (`need`, and the `student` fixture's module)."""
+    """Fail the check because the student's cells define no `name` (`need`, and reading it from `student`)."""
     fail(
         NOT_DEFINED.format(name=name),
         expected=f"a {what} named `{name}` in the exercise's cell",
         found="no such name after running your cell",
         fix=f"define `{name}` in the cell marked for this exercise (check the spelling)",
+        kind=NotDefined,
     )
