@@ -72,7 +72,7 @@ def cmd_list(args) -> int:
     print(f"{assignment.name}: {assignment.title}")
     for ex_id, exercise in assignment.exercises.items():
         checks = catalog[ex_id]
-        points = lambda cs: sum(exercise.case_points([c["id"] for c in cs]).values())  # noqa: E731
+        points = lambda cs: round(sum(exercise.case_points([c["id"] for c in cs]).values()), 9)  # noqa: E731
         gpu = [c for c in checks if c["needs_cuda"]]
         cpu_points, all_points = points([c for c in checks if not c["needs_cuda"]]), points(checks)
         with_gpu = f" ({all_points:g} with a GPU)" if all_points != cpu_points else ""

@@ -171,11 +171,16 @@ def _check(entry, status, score, max_score, message, duration=0.0, picture=None)
                        message, round(float(duration), 4), picture)
 
 
+def _total(points) -> float:
+    """A sum of shares (2 points over 3 cases): 2.0, not 1.9999999999999998."""
+    return round(sum(points), 9)
+
+
 def _exercise(exercise, status, error, checks, notes) -> ExerciseResult:
     return ExerciseResult(
         id=exercise.id,
-        score=sum(c.score for c in checks),
-        max_score=sum(c.max_score for c in checks),
+        score=_total(c.score for c in checks),
+        max_score=_total(c.max_score for c in checks),
         status=status,
         error=error,
         checks=tuple(checks),
