@@ -78,7 +78,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: dict | N
         if r["status"] == SKIPPED:
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r["duration_s"]))
         else:
-            checks.append(_check(entry, r["status"], points if r["status"] == PASSED else 0.0, points, message, r["duration_s"],
+            earned = points if r["status"] == PASSED else 0.0
+            checks.append(_check(entry, r["status"], earned, points, message, r["duration_s"],
                                  r.get("picture") if r["status"] != PASSED else None))
     return _exercise(exercise, GRADED, None, checks, notes)
 

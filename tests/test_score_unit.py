@@ -127,7 +127,8 @@ def test_a_check_whose_every_case_is_skipped_is_worth_nothing(mini):
 
 def test_an_unscored_exercise_splits_points_over_the_cases_this_machine_would_run(mini):
     """A crash: every case is worth its share and earns nothing; GPU cases count only where there is a GPU."""
-    cat = catalog("test_double", "test_values[cpu]", "test_values[cuda]", "test_tensor", cuda_only=("test_values[cuda]",))
+    cat = catalog("test_double", "test_values[cpu]", "test_values[cuda]", "test_tensor",
+                  cuda_only=("test_values[cuda]",))
     crash = outcome(cat, {"kind": "crash", "reason": "RecursionError in the plugin"})
     result = grade(mini, "double", crash, cat)
     checks = by_id(result)
