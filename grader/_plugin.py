@@ -7,11 +7,9 @@ sandbox is closed (folders hidden, privileges dropped).
 
 from __future__ import annotations
 
-import linecache
 import os
 import random
 import sys
-import traceback
 import types
 
 import numpy
@@ -22,8 +20,8 @@ from . import checks, integrity, pictures
 # The message kinds are written out in the sends below (grader.channel.KINDS): a module-level name could be
 # rebound by student code in this process, a literal cannot.
 from .channel import Channel
+from .student_code import STUDENT_MODULE, StudentModule, describe_exception, register_source
 
-STUDENT_MODULE = "student"
 MAX_MESSAGE = 4000
 # A trace or profile function sees every line of the checks and can jump over a `fail(...)`
 # (frame.f_lineno = ...), then remove itself before anyone looks: so the call itself is the verdict.
@@ -46,29 +44,6 @@ def seed_everything(seed: int) -> None:
         # What torch.manual_seed does on a CPU-only machine, without the 1-2 ms it spends
         # queueing a lazy CUDA seeding with a formatted stack trace on every call.
         _cpu_generator.manual_seed(seed)
-
-
-def student_frames(exc: BaseException) -> list[traceback.FrameSummary]:
-    return [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("cell ")]
-
-
-def describe_exception(exc: BaseException, doing: str) -> str:
-    """One line that says what happened, then only the student's own frames."""
-    text = str(exc).strip().splitlines()
-    head = f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
-    frames = student_frames(exc)
-    lines = [f"{head} was raised {doing} (not inside your cells' own lines; look at what your code returned)."]
-    if frames:
-        last = frames[-1]
-        lines[0] = f"{doing[0].upper()}{doing[1:]}, your code raised {head} (at {last.filename}, line {last.lineno})."
-        lines.append("Traceback (your cells only):")
-        for f in frames[-6:]:
-            lines.append(f"  {f.filename}, line {f.lineno}, in {f.name}")
-            if f.line:
-                lines.append(f"    {f.line.strip()}")
-    elif len(text) > 1:
-        lines.extend("  " + t for t in text[1:8])
-    return "\n".join(lines)
 
 
 class RubricPlugin:
@@ -149,12 +124,12 @@ class RubricPlugin:
         channel.send("done", threads=_get_num_threads())  # what the run really used, after the student's code
 
     def _load_student(self) -> types.ModuleType:
-        module = types.ModuleType(STUDENT_MODULE)
+        module = StudentModule(STUDENT_MODULE)
         module.__file__ = f"<{self.job['exercise_id']}>"
         sys.modules[STUDENT_MODULE] = module
         notes = []
         for chunk in self.job["chunks"]:
-            _register_source(chunk["filename"], chunk["source"])
+            register_source(chunk["filename"], chunk["source"])
             try:
                 code = compile(chunk["source"], chunk["filename"], "exec")
                 exec(code, module.__dict__)
@@ -283,12 +258,3 @@ def _describe(item) -> dict:
 
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n", 1)[0].strip()
-
-
-def _register_source(filename: str, source: str) -> None:
-    """Let tracebacks show the student's lines (chunks of one cell are merged)."""
-    new = [line + "\n" for line in source.split("\n")]  # the tokenizer's lines, not str.splitlines' (issue 14)
-    old = linecache.cache.get(filename, (0, None, [], filename))[2]
-    merged = [n if n.strip() else (old[i] if i < len(old) else n) for i, n in enumerate(new)]
-    merged += old[len(new):]
-    linecache.cache[filename] = (sum(map(len, merged)), None, merged, filename)

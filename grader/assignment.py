@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,19 @@ class Exercise:
     needs_gpu: bool = False
 
     def check_spec(self, check_id: str) -> CheckSpec | None:
-        """Points of `test_x[cpu-float32]` are those of `test_x` in the YAML."""
-        return self.checks.get(check_id.split("[", 1)[0])
+        """The YAML entry of `test_x` serves every case of it (`test_x[cpu-float32]`, ...)."""
+        return self.checks.get(check_function(check_id))
+
+    def case_points(self, counted: list[str]) -> dict[str, float]:
+        """Each case's share of its check function's points, among the cases that count here.
+
+        `counted` are the case ids that are scored on this run (not skipped, e.g. for want of a GPU):
+        a check function's YAML points are split evenly across its counted cases, so the function is
+        worth the same on a CPU and a GPU machine, and a new dtype in a shared parameter list does not
+        re-weight the exercise. A function none of whose cases count is worth nothing here.
+        """
+        cases = Counter(check_function(c) for c in counted)
+        return {c: self.check_spec(c).points / cases[check_function(c)] for c in counted}
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,11 @@ class Assignment:
         roots = [self.root, REPO_ROOT, *sorted((REPO_ROOT / "assignments").glob("*/"))]
         folders = [root / sub for root in roots for sub in PRIVATE_SUBFOLDERS]
         return tuple(dict.fromkeys(p for p in folders if p.is_dir()))
+
+
+def check_function(check_id: str) -> str:
+    """"test_x" for the case "test_x[cpu-float32]": the name the YAML gives points to."""
+    return check_id.split("[", 1)[0]
 
 
 def load_assignment(rubrics_dir: Path | str | None = None) -> Assignment:

@@ -79,10 +79,10 @@ def cmd_list(args) -> int:
     print(f"{assignment.name}: {assignment.title}")
     for ex_id, exercise in assignment.exercises.items():
         checks = catalog[ex_id]
-        points = lambda cs: sum(exercise.check_spec(c["id"]).points for c in cs)  # noqa: E731
+        points = lambda cs: round(sum(exercise.case_points([c["id"] for c in cs]).values()), 9)  # noqa: E731
         gpu = [c for c in checks if c["needs_cuda"]]
         cpu_points, all_points = points([c for c in checks if not c["needs_cuda"]]), points(checks)
-        with_gpu = f" ({all_points:g} with a GPU)" if gpu else ""
+        with_gpu = f" ({all_points:g} with a GPU)" if all_points != cpu_points else ""
         print(f"\n{ex_id}: {exercise.title}")
         print(f"  {cpu_points:g} points without a GPU{with_gpu}; {len(checks)} checks; time limit {exercise.timeout_s:g} s")
         if gpu:

@@ -31,7 +31,7 @@ import torch.nn.functional
 import torch.testing
 
 from .torch_wrappers import NOT_WRAPPED as _NOT_WRAPPED
-from .torch_wrappers import TORCH_WRAPPERS  # noqa: F401 - importable here as before
+from .torch_wrappers import TORCH_WRAPPERS  # noqa: F401 - importable here as before  # noqa: F401 - re-exported (README names it here)
 from .torch_wrappers import cell_contents as _cell_contents
 from .torch_wrappers import learn_torch_wrappers as _learn_torch_wrappers
 from .torch_wrappers import unwrapped as _unwrapped
@@ -47,7 +47,10 @@ WATCHED_MODULES = (
     "numpy", "numpy.testing",
     "grader.clocks", "grader.speed_verdict",  # grader.timing's parts: its clocks, and the verdict's `fail`
     "grader.torch_wrappers",  # what the fingerprints below ask: is this torch's own wrapper?
-    "grader.checks", "grader.timing", "grader._plugin", "grader.integrity",
+    "grader.checks", "grader.timing", "grader._plugin", "grader.integrity", "grader.student_code", "grader.channel",
+    # The modules of grader.checks: a rubric's `expect_close` looks `fail` up in grader.checks.tensors.
+    "grader.checks.failures", "grader.checks.tensors", "grader.checks.devices", "grader.checks.graphs",
+    "grader.checks.probes",
 )
 WATCHED_CLASSES = (
     ("torch.Tensor", lambda: torch.Tensor),

@@ -1,4 +1,6 @@
-"""Stage 4, score: what a run reported + the YAML's points and hints → an ExerciseResult."""
+"""Stage 4, score: what a run reported + the YAML's points and hints → an ExerciseResult.
+
+A check function's points are split across its cases that count on this run (`Exercise.case_points`)."""
 
 from __future__ import annotations
 
@@ -62,11 +64,14 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: RunOutco
     if status != GRADED:
         return _unscored(exercise, catalog, cuda, status, error, notes, reported)
     checks = []
-    for entry in outcome.collected or catalog:
-        spec = exercise.check_spec(entry["id"])
+    entries = outcome.collected or catalog
+    shares = exercise.case_points([e["id"] for e in entries
+                                   if getattr(reported.get(e["id"]), "status", None) != SKIPPED])
+    for entry in entries:
+        spec, points = exercise.check_spec(entry["id"]), shares.get(entry["id"], 0.0)
         r = reported.get(entry["id"])
         if r is None:
-            checks.append(_check(entry, ERROR, 0.0, spec.points, NOT_RUN.format(why="the checks ended early")))
+            checks.append(_check(entry, ERROR, 0.0, points, NOT_RUN.format(why="the checks ended early")))
             continue
         message = explain_names(r.message, source)
         if r.status in (FAILED, ERROR) and spec.hint and not SETUP_ERROR.search(message.split("\n", 1)[0]):
@@ -74,8 +79,8 @@ def score_exercise(exercise: Exercise, source: ExerciseSource, outcome: RunOutco
         if r.status == SKIPPED:
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, message, r.duration_s))
         else:
-            points = spec.points if r.status == PASSED else 0.0
-            checks.append(_check(entry, r.status, points, spec.points, message, r.duration_s,
+            earned = points if r.status == PASSED else 0.0
+            checks.append(_check(entry, r.status, earned, points, message, r.duration_s,
                                  r.picture if r.status != PASSED else None))
     return _exercise(exercise, GRADED, None, checks, notes)
 
@@ -117,16 +122,17 @@ def _slow_top_level(source: ExerciseSource) -> str:
 def _unscored(exercise, catalog, cuda, status, error, notes, reported=None) -> ExerciseResult:
     reported = reported or {}
     checks = []
+    shares = exercise.case_points([e["id"] for e in catalog if cuda or not e.get("needs_cuda")])
     for entry in catalog:
-        spec = exercise.check_spec(entry["id"])
+        points = shares.get(entry["id"], 0.0)
         if entry.get("needs_cuda") and not cuda:
             checks.append(_check(entry, SKIPPED, 0.0, 0.0, "needs a CUDA GPU, and none is present here"))
             continue
         r = reported.get(entry["id"])
         if r is not None and r.status != PASSED:
-            checks.append(_check(entry, r.status if r.status != SKIPPED else ERROR, 0.0, spec.points, r.message))
+            checks.append(_check(entry, r.status if r.status != SKIPPED else ERROR, 0.0, points, r.message))
         else:
-            checks.append(_check(entry, ERROR if status != MISSING else FAILED, 0.0, spec.points,
+            checks.append(_check(entry, ERROR if status != MISSING else FAILED, 0.0, points,
                                  NOT_RUN.format(why=error.split("\n", 1)[0]) if status != MISSING else error))
     return _exercise(exercise, status, error, checks, notes)
 
@@ -136,11 +142,16 @@ def _check(entry, status, score, max_score, message, duration=0.0, picture=None)
                        message, round(float(duration), 4), picture)
 
 
+def _total(points) -> float:
+    """A sum of shares (2 points over 3 cases): 2.0, not 1.9999999999999998."""
+    return round(sum(points), 9)
+
+
 def _exercise(exercise, status, error, checks, notes) -> ExerciseResult:
     return ExerciseResult(
         id=exercise.id,
-        score=sum(c.score for c in checks),
-        max_score=sum(c.max_score for c in checks),
+        score=_total(c.score for c in checks),
+        max_score=_total(c.max_score for c in checks),
         status=status,
         error=error,
         checks=tuple(checks),

@@ -6,12 +6,6 @@ import torch
 from grader.checks import DEVICES, DTYPES, describe, expect_close, expect_plain_tensor, fail, grad_fn_name, need
 from grader.checks import autograd_graph, tensor_summary, with_picture
 
-LEAF_FIX = (
-    "create the tensor where it should live, `torch.randn(5, device=device, dtype=dtype, requires_grad=True)`, "
-    "or call `.requires_grad_()` after moving it"
-)
-
-
 def make(student, device, dtype):
     make_leaves = need(student, "make_leaves")
     out = make_leaves(device, dtype=dtype)
@@ -96,7 +90,8 @@ def test_leaves(student, device, dtype):
             fail(f"`{name}` is not a leaf: it was made by {grad_fn_name(t)}, so backward() will not fill `{name}.grad`",
                  expected="is_leaf=True (grad_fn None)", found=f"is_leaf=False (grad_fn {grad_fn_name(t)})",
                  where=f"make_leaves({device!r}, dtype={dtype})",
-                 fix=f"you moved or converted it after `requires_grad=True`; {LEAF_FIX}")
+                 fix=f"it was moved or converted ({grad_fn_name(t)}) after `requires_grad=True`: call "
+                     "`.requires_grad_()` after that step, or create it there")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -109,14 +104,12 @@ def test_gradients(student, device, dtype):
         if not t.is_leaf or not t.requires_grad:
             fail(f"backward() cannot fill `{name}.grad`: `{name}` is not a leaf that requires grad",
                  expected="is_leaf=True, requires_grad=True",
-                 found=f"is_leaf={t.is_leaf}, requires_grad={t.requires_grad} (grad_fn {grad_fn_name(t)})",
-                 fix=LEAF_FIX)
+                 found=f"is_leaf={t.is_leaf}, requires_grad={t.requires_grad} (grad_fn {grad_fn_name(t)})")
     ((a + 1) * b).sum().backward()
     for name, t, expected in (("a", a, b), ("b", b, a + 1)):
         if t.grad is None:
             fail(f"`{name}.grad` is None after backward()",
-                 expected=f"{name}.grad with the gradient ({describe(expected)})", found="None",
-                 fix=f"`{name}` must be a leaf that requires grad; {LEAF_FIX}")
+                 expected=f"{name}.grad with the gradient ({describe(expected)})", found="None")
         expect_close(t.grad, expected.detach(), f"`{name}.grad`")
 
 

@@ -30,11 +30,6 @@ SUBCLASS_FIX = (
     "`class MyModel(torch.nn.Sequential)` and pass the three layers to `super().__init__(...)`; "
     "Sequential's own forward runs them in order, so no `forward` is needed"
 )
-REUSE_FIX = (
-    "create a new module for every place it is used, inside `__init__` (lecture: \"Never re-use modules "
-    "(define one torch.nn.ReLU and use it 5 times). It's a trap!\")"
-)
-
 # The lecture's training loop (cell 106): SGD, lr 1e-2, 200 batches of 10 points x ~ N(0, 1),
 # target sin(2x), mse_loss(reduction='sum'). The fit is judged by the mean squared error on
 # linspace(-2, 2) (the lecture's plot), the median over TRAIN_SEEDS runs, so one unlucky
@@ -96,11 +91,10 @@ def test_subclass(student):
                           for b in cls.__bases__)
         fail("MyModel does not subclass torch.nn.Sequential"
              + (" (a torch.nn.Module subclass, like the lecture's first MyModel)" if issubclass(cls, _Module) else ""),
-             expected="class MyModel(torch.nn.Sequential)", found=f"class MyModel({bases})",
-             fix=SUBCLASS_FIX)
+             expected="class MyModel(torch.nn.Sequential)", found=f"class MyModel({bases})")
     model = build(student)
     if not isinstance(model, _Sequential):
-        fail("MyModel() is not a torch.nn.Sequential", found=describe(model), fix=SUBCLASS_FIX)
+        fail("MyModel() is not a torch.nn.Sequential", found=describe(model))
 
 
 def test_children(student):
@@ -122,9 +116,7 @@ def test_children(student):
     no_tanh = not any(isinstance(m, _Tanh) for m in mods)
     fail("MyModel() does not consist of the layers asked for",
          expected=", ".join(expected), found=show_all(mods), where=where,
-         fix="pass exactly `torch.nn.Linear(1, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)` "
-             "to `super().__init__`, in this order"
-             + ("; the functional `torch.tanh` in a `forward` is not a layer" if no_tanh else ""))
+         fix="the functional `torch.tanh` in a `forward` is not a layer: pass `torch.nn.Tanh()`" if no_tanh else None)
 
 
 @pytest.mark.parametrize("hidden", [3, 17])
@@ -140,8 +132,7 @@ def test_hidden(student, hidden):
     if (first.in_features, first.out_features, last.in_features, last.out_features) != (1, hidden, hidden, 1):
         fail(f"MyModel(hidden={hidden}) ignores `hidden`",
              expected=f"first layer Linear(1, {hidden}), last layer Linear({hidden}, 1)",
-             found=f"first layer {show(first)}, last layer {show(last)}",
-             fix="use the argument: `torch.nn.Linear(1, hidden)` and `torch.nn.Linear(hidden, 1)`, not the number 10")
+             found=f"first layer {show(first)}, last layer {show(last)}")
 
 
 def test_forward(student):
@@ -152,8 +143,7 @@ def test_forward(student):
         out = model(x)
         if not _is_tensor(out) or tuple(out.shape) != (n, 1):
             fail(f"MyModel()(x) for x of shape ({n}, 1) has the wrong shape",
-                 expected=f"tensor of shape ({n}, 1), float32 on cpu", found=describe(out),
-                 fix="a Sequential maps (N, 1) through Linear(1, hidden), Tanh(), Linear(hidden, 1) to (N, 1)")
+                 expected=f"tensor of shape ({n}, 1), float32 on cpu", found=describe(out))
         with _no_grad():
             ref = x
             for m in layers(model):
@@ -161,10 +151,8 @@ def test_forward(student):
         if not _is_tensor(ref) or tuple(ref.shape) != (n, 1):
             continue  # the layers themselves are wrong: test_children says so
         expect_close(out, ref, f"MyModel()(x) for x of shape ({n}, 1)",
-                     fix="the output must be the layers applied in order, as Sequential's own forward does: "
-                         "do not override `forward` (or return `super().forward(x)`)"
-                         + ("; a torch.nn.Module subclass computes its forward by hand, "
-                            "the task is a Sequential subclass" if not isinstance(model, _Sequential) else ""))
+                     fix=None if isinstance(model, _Sequential) else
+                     "yours is a torch.nn.Module subclass with a forward by hand; the task is a Sequential subclass")
 
 
 def test_state_dict(student):
@@ -174,10 +162,7 @@ def test_state_dict(student):
     keys = list(model.state_dict().keys())
     if keys != PLAIN_KEYS:
         fail("MyModel().state_dict() has other keys than torch.nn.Sequential(Linear(1, 10), Tanh(), Linear(10, 1))",
-             expected=str(PLAIN_KEYS), found=str(keys)[:300],
-             fix="the keys come from the layers' names in the Sequential: pass the layers positionally to "
-                 "`super().__init__` (or name them '0', '1', '2'), so a checkpoint of the plain Sequential loads "
-                 "into MyModel and back")
+             expected=str(PLAIN_KEYS), found=str(keys)[:300])
     plain, other = (_Sequential(_Linear(1, h), _Tanh(), _Linear(h, 1)) for _ in range(2))
     for direction, target, source in (("from MyModel() into a plain Sequential", plain, model),
                                       ("from a plain Sequential into MyModel()", model, other)):
@@ -211,12 +196,11 @@ def test_no_reuse(student):
         fail(f"one {type(m).__name__} instance is used twice in MyModel()",
              expected="a separate module object for every layer",
              found=f"the same {show(m)} object as layer '{first}' and as layer '{second}'"
-                   + (f" ({len(dup)} repeats in all)" if len(dup) > 1 else ""),
-             fix=REUSE_FIX + "; `[layer] * 2` or `[Linear(h, h), Tanh()] * 2` repeats the same objects")
+                   + (f" ({len(dup)} repeats in all)" if len(dup) > 1 else ""))
     dup = duplicates(model.named_parameters(remove_duplicate=False))
     if dup:
         first, second, _ = dup[0]
-        fail("one Parameter is used twice in MyModel()", found=f"`{first}` is `{second}`", fix=REUSE_FIX)
+        fail("one Parameter is used twice in MyModel()", found=f"`{first}` is `{second}`")
 
 
 def test_not_shared(student):
@@ -227,10 +211,7 @@ def test_not_shared(student):
         if n and id(m) in mods_a:
             fail(f"two MyModel() instances share one {type(m).__name__} object",
                  expected="fresh layers for every model",
-                 found=f"layer '{n}' of the second model is layer '{mods_a[id(m)]}' of the first",
-                 fix=REUSE_FIX + "; a module made in the class body or as a default argument "
-                                 "(`def __init__(self, hidden=10, act=torch.nn.Tanh())`) is made once "
-                                 "and shared by all models")
+                 found=f"layer '{n}' of the second model is layer '{mods_a[id(m)]}' of the first")
     storages = {p.untyped_storage().data_ptr(): n for n, p in a.named_parameters()}
     for n, p in b.named_parameters():
         shared = storages.get(p.untyped_storage().data_ptr())
@@ -281,9 +262,7 @@ def test_trains(student, thresholds):
              expected=f"mean squared error on linspace(-2, 2) at most {limit:g} after training",
              found=f"{mse:.3f} (median of {len(losses)} seeded runs: {', '.join(f'{v:.3f}' for v in losses)})",
              where=f"the lecture's loop: SGD lr={TRAIN_LR:g}, {TRAIN_STEPS} batches of {TRAIN_BATCH}, "
-                   "mse_loss(reduction='sum'), target sin(2x)",
-             fix="Linear(1, hidden), Tanh(), Linear(hidden, 1): without the Tanh between the Linear layers "
-                 "the model is a straight line")
+                   "mse_loss(reduction='sum'), target sin(2x)")
 
 
 def probe(student):

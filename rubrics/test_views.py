@@ -10,17 +10,13 @@ min(m, n); `every_other_column(t)` the columns 0, 2, 4, ...
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from grader.checks import describe, fail, need
+from grader.checks import CopyRecorder, describe, fail, need, storage_of
 
 # Our own references, bound before the student's code is loaded.
 _arange, _float32 = torch.arange, torch.float32
 _diagonal, _equal, _is_tensor = torch.diagonal, torch.equal, torch.is_tensor
 _sort = torch.sort
-_tree_flatten = torch.utils._pytree.tree_flatten
-_Tensor = torch.Tensor
 
 FUNCTIONS = ["last_columns", "diagonal", "every_other_column"]
 SENTINEL = -1.0  # the inputs hold 1, 2, 3, ...: a written -1 is unmistakable
@@ -55,82 +51,6 @@ COPY_ADVICE = {
 }
 GENERIC_ADVICE = ("return `t` sliced (`t[:, a:b]`, `t[:, ::2]`, `t.narrow`) or `t.diagonal()`: "
                   "these only change shape, stride and storage_offset")
-
-
-def storage_of(x) -> int:
-    return x.untyped_storage().data_ptr()
-
-
-class CallRecorder(TorchFunctionMode):
-    """Records which torch call made a tensor with fresh storage out of a tensor sharing `t`'s storage,
-    and (with OpRecorder) the ATen operators it ran."""
-
-    def __init__(self, storage: int):
-        super().__init__()
-        self.storage = storage
-        self.current_ops = None  # the ATen operators of the torch call now running
-        self.copies = []  # (shown name, function name, index text, [aten ops])
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        # The mode is off while its handler runs, so only the student's own calls land here.
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", None) or repr(func)
-        qual = getattr(func, "__qualname__", "") or name
-        self.current_ops = ops = []
-        try:
-            result = func(*args, **kwargs)
-        finally:
-            self.current_ops = None
-        inputs = [x for x in _tree_flatten((args, kwargs))[0] if isinstance(x, _Tensor)]
-        outputs = [x for x in _tree_flatten(result)[0] if isinstance(x, _Tensor)]
-        try:
-            read_t = any(storage_of(x) == self.storage for x in inputs)
-            fresh = any(storage_of(x) != self.storage and x.numel() for x in outputs)
-        except RuntimeError:  # a tensor without storage: not made from `t`
-            read_t = fresh = False
-        if read_t and fresh:
-            index = _index_text(args[1]) if name == "__getitem__" and len(args) > 1 else ""
-            self.copies.append((_pretty(qual, name), name, index, ops))
-        return result
-
-
-class OpRecorder(TorchDispatchMode):
-    """The ATen operators that make new tensors (not views), in order."""
-
-    def __init__(self, calls: CallRecorder):
-        super().__init__()
-        self.calls = calls
-        self.all_ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not getattr(func, "is_view", False):
-            op = str(getattr(func, "overloadpacket", func))
-            self.all_ops.append(op)
-            if self.calls.current_ops is not None:
-                self.calls.current_ops.append(op)
-        return func(*args, **(kwargs or {}))
-
-
-def _pretty(qual: str, name: str) -> str:
-    if name == "__getitem__":
-        return "indexing"
-    owner = qual.rsplit(".", 1)[0] if "." in qual else ""
-    if owner in ("TensorBase", "Tensor"):
-        return f"Tensor.{name}"
-    return f"torch.{name}"
-
-
-def _index_text(index) -> str:
-    def one(i):
-        if isinstance(i, slice):
-            parts = ["" if v is None else str(v) for v in (i.start, i.stop, i.step)]
-            return ":".join(parts[:2]) + (f":{parts[2]}" if i.step is not None else "")
-        if isinstance(i, _Tensor):
-            return f"tensor of {i.numel()} indices"
-        text = repr(i)
-        return text if len(text) <= 30 else text[:27] + "..."
-    items = index if isinstance(index, tuple) else (index,)
-    return "t[" + ", ".join(one(i) for i in items) + "]"
 
 
 def reference(name, t, k=None):
@@ -186,11 +106,10 @@ def check_values(student, name, cases):
                 fail(f"`{name}` did not return a tensor", expected=describe(expected), found=describe(out), where=where)
             if tuple(out.shape) != tuple(expected.shape) or out.dtype != expected.dtype:
                 fail(f"`{name}` returned a tensor of the wrong shape or dtype",
-                     expected=describe(expected), found=describe(out), where=where, fix=VALUE_FIX[name])
+                     expected=describe(expected), found=describe(out), where=where)
             if not _equal(out, expected):
                 fail(f"`{name}` returned the wrong values",
-                     expected=_preview(expected), found=_preview(out), where=where,
-                     fix=VALUE_FIX[name])
+                     expected=_preview(expected), found=_preview(out), where=where)
 
 
 def _preview(x) -> str:
@@ -199,41 +118,32 @@ def _preview(x) -> str:
     return f"{describe(x)}: [{text}]" if x.dim() == 1 else f"{describe(x)}, rows first: [{text}]"
 
 
-VALUE_FIX = {
-    "last_columns": "the last k columns of an (m, n) tensor are `t[:, n - k:]` (k counts columns, 1 <= k <= n)",
-    "diagonal": "the main diagonal t[0, 0], t[1, 1], ... of length min(m, n): `t.diagonal()`",
-    "every_other_column": "columns 0, 2, 4, ...: `t[:, ::2]` (start at column 0)",
-}
-
-
 def check_view(student, name, cases):
     for shape, kind, make in cases:
         for k, call in calls(name, shape):
             t = make(*shape)
             where = f"{call} for t of shape {shape}, {kind}"
             storage = storage_of(t)
-            recorder = CallRecorder(storage)
-            ops = OpRecorder(recorder)
-            with recorder, ops:
+            with CopyRecorder(t) as copies:
                 out = run(student, name, t, k)
             if not _is_tensor(out):
                 fail(f"`{name}` did not return a tensor", expected="a view of `t`", found=describe(out), where=where)
             if storage_of(out) != storage:
-                verdict, found, fix = explain_copy(name, recorder, ops)
+                verdict, found, fix = explain_copy(name, copies)
                 fail(verdict, expected="a view: result.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()",
                      found=found, where=where, fix=fix)
             check_write_through(name, t, out, where)
 
 
-def explain_copy(name, recorder, ops):
-    if recorder.copies:
-        pretty, base, index, aten = recorder.copies[0]
+def explain_copy(name, copies):
+    if copies.copies:
+        pretty, base, index, aten = copies.copies[0]
         shown = index or pretty
         aten_text = ", ".join(dict.fromkeys(aten)) or "no ATen operator recorded"
         return (f"your `{name}` copied the data ({aten_text}): {shown} made a new tensor",
                 f"a tensor with its own storage, made by {shown} ({aten_text})",
                 COPY_ADVICE.get(base, f"{shown} returns a new tensor, not a view; " + GENERIC_ADVICE))
-    copying = list(dict.fromkeys(ops.all_ops))
+    copying = list(dict.fromkeys(copies.all_ops))
     if copying:
         return (f"your `{name}` returned a copy, not a view ({', '.join(copying[:4])})",
                 f"a tensor with its own storage; ATen operators run: {', '.join(copying[:6])}", GENERIC_ADVICE)
@@ -254,8 +164,7 @@ def check_write_through(name, t, out, where):
     n_changed = int(changed.sum())
     if n_changed == 0 and out.numel():
         fail(f"writing into the result of `{name}` did not change `t`: it is not a view",
-             expected=f"{out.numel()} elements of t set to {SENTINEL:g}", found="t unchanged", where=where,
-             fix=GENERIC_ADVICE)
+             expected=f"{out.numel()} elements of t set to {SENTINEL:g}", found="t unchanged", where=where)
     old = before[changed]
     if n_changed != out.numel() or not _equal(_sort(old).values, _sort(shown).values):
         fail(f"writing into the result of `{name}` changed other elements of `t` than the result shows",

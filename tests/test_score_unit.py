@@ -82,12 +82,62 @@ def test_a_setup_error_gets_no_maths_hint(mini):
     assert by_id(grade(mini, "double", out, cat))["test_tensor"].message == message
 
 
-def test_parametrized_cases_each_carry_the_points_of_their_check(mini):
+def test_a_parametrized_check_splits_its_points_across_its_cases(mini):
     cat = catalog("test_double", "test_values[int]", "test_values[float]", "test_tensor")
     out = outcome(cat, check("test_values[int]", PASSED), check("test_values[float]", FAILED, "no"),
                   check("test_tensor", PASSED))
     result = grade(mini, "double", out, cat)
-    assert (result.score, result.max_score) == (3.0, 5.0)  # 2 + 2 + 1 possible, 2 + 0 + 1 earned
+    checks = by_id(result)
+    assert (checks["test_values[int]"].score, checks["test_values[int]"].max_score) == (1.0, 1.0)
+    assert (checks["test_values[float]"].score, checks["test_values[float]"].max_score) == (0.0, 1.0)
+    assert (result.score, result.max_score) == (2.0, 3.0)  # test_values is worth its 2 points, however many cases
+
+
+def test_a_skipped_case_leaves_its_share_to_the_other_cases(mini):
+    """A GPU case skipped on a CPU machine: the function keeps its points, split over the cases that ran."""
+    cases = ("test_values[cpu]", "test_values[meta]", "test_values[cuda]")
+    cat = catalog("test_double", *cases, "test_tensor", cuda_only=("test_values[cuda]",))
+    out = outcome(cat, check("test_values[cpu]", PASSED), check("test_values[meta]", FAILED, "wrong on meta"),
+                  check("test_values[cuda]", SKIPPED, "needs a CUDA GPU"), check("test_tensor", PASSED))
+    checks = by_id(grade(mini, "double", out, cat))
+    assert [(checks[c].score, checks[c].max_score) for c in cases] == [(1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]
+    on_gpu = outcome(cat, *(check(c, PASSED) for c in cases), check("test_tensor", PASSED))
+    result = grade(mini, "double", on_gpu, cat, cuda=True)
+    assert [by_id(result)[c].max_score for c in cases] == pytest.approx([2 / 3] * 3)
+    assert (result.score, result.max_score) == (3.0, 3.0)  # the same 3 points as on the CPU, summed exactly
+
+
+def test_shares_that_do_not_add_up_in_floating_point_still_total_the_yaml_points(mini):
+    cases = [f"test_values[{d}-{t}]" for d in ("cpu", "meta", "cuda") for t in ("float32", "float64")]
+    cat = catalog("test_double", *cases)
+    result = grade(mini, "double", outcome(cat, *(check(c, PASSED) for c in cases)), cat, cuda=True)
+    assert sum(c.max_score for c in result.checks) != 2.0  # 6 x 1/3 in floating point
+    assert (result.score, result.max_score) == (2.0, 2.0)
+
+
+def test_a_check_whose_every_case_is_skipped_is_worth_nothing(mini):
+    cat = catalog("test_double", "test_values[a]", "test_values[b]", "test_tensor")
+    out = outcome(cat, check("test_values[a]", SKIPPED, "this machine cannot judge it"),
+                  check("test_values[b]", SKIPPED, "this machine cannot judge it"), check("test_tensor", PASSED))
+    result = grade(mini, "double", out, cat)
+    assert [(c.score, c.max_score) for c in result.checks] == [(0.0, 0.0), (0.0, 0.0), (1.0, 1.0)]
+    assert (result.score, result.max_score) == (1.0, 1.0)
+
+
+def test_an_unscored_exercise_splits_points_over_the_cases_this_machine_would_run(mini):
+    """A crash: every case is worth its share and earns nothing; GPU cases count only where there is a GPU."""
+    cat = catalog("test_double", "test_values[cpu]", "test_values[cuda]", "test_tensor",
+                  cuda_only=("test_values[cuda]",))
+    crash = outcome(cat, {"kind": "crash", "reason": "RecursionError in the plugin"})
+    result = grade(mini, "double", crash, cat)
+    checks = by_id(result)
+    assert (result.status, result.score, result.max_score) == (CRASHED, 0.0, 3.0)
+    assert (checks["test_values[cpu]"].max_score, checks["test_values[cuda]"].max_score) == (2.0, 0.0)
+    assert checks["test_values[cuda]"].status == SKIPPED
+    on_gpu = by_id(grade(mini, "double", crash, cat, cuda=True))
+    assert (on_gpu["test_values[cpu]"].max_score, on_gpu["test_values[cuda]"].max_score) == (1.0, 1.0)
+    missing = grade(mini, "double", None, cat, source=ExerciseSource("double", cells=()))
+    assert (missing.status, missing.max_score) == (MISSING, 3.0)
 
 
 def test_a_skipped_check_counts_in_neither_score_nor_max_score(mini):

@@ -1,174 +1,16 @@
-"""What rubrics call to judge student code, and the shape of every failure message.
-
-A failed check reads like `torch.testing`: the verdict, expected vs found (attributes
-before values), where, the tolerance; the lecture's advice is added from the YAML hint.
-Every torch function used here is bound at import, before student code exists, so a
-submission that replaces `torch.allclose` cannot make a check pass (it is also detected).
-"""
+"""Pictures of a mistake, drawn from the student's own tensors (rendered by grader.pictures, outside the sandbox)."""
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 
-import pytest
 import torch
 
-# Our own references, taken before any student code is loaded.
-_isclose = torch.isclose
-_abs = torch.abs
-_is_tensor = torch.is_tensor
-_equal = torch.equal
-_argmax = torch.argmax
-_isfinite = torch.isfinite
-_logical_not = torch.logical_not
-_count_nonzero = torch.count_nonzero
-_zeros_like = torch.zeros_like
-_torch_float64 = torch.float64
-_cuda_available = torch.cuda.is_available
-_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+from .failures import CheckFailure
+from .tensors import shape_text
 
-
-# The `record_property` name under which a passed check leaves its feedback (the measured speed-up).
-FEEDBACK = "feedback"
-
-
-class CheckFailure(AssertionError):
-    """A check failed; the message is written for the student, and shown as is."""
-
-    picture: dict | None = None  # plain data for `grader.pictures`, attached by `with_picture`
-
-
-def fail(verdict: str, *, expected=None, found=None, where=None, tolerance=None, fix=None, picture=None):
-    """Fail the check; `picture`: plain data for `grader.pictures` (e.g. a timing measured for the verdict)."""
-    lines = [verdict.rstrip(".") + "."]
-    if expected is not None:
-        lines.append(f"Expected: {expected}")
-    if found is not None:
-        lines.append(f"Found:    {found}")
-    if where is not None:
-        lines.append(f"Where:    {where}")
-    if tolerance is not None:
-        lines.append(f"Tolerance: {tolerance}")
-    if fix:
-        lines.append(f"Fix: {fix}")
-    failure = CheckFailure("\n".join(lines))
-    failure.picture = picture
-    raise failure
-
-
-def need(student, name: str, what: str = "function"):
-    """The student's `name`, or a failure that names it (never `'NoneType' is not callable`)."""
-    obj = getattr(student, name, None)
-    if obj is None:
-        fail(
-            f"`{name}` is not defined",
-            expected=f"a {what} named `{name}` in the exercise's cell",
-            found="no such name after running your cell",
-            fix=f"define `{name}` in the cell marked for this exercise (check the spelling)",
-        )
-    return obj
-
-
-def describe(t) -> str:
-    if not _is_tensor(t):
-        return f"{type(t).__name__} {t!r}"[:120]
-    return f"tensor of shape {_shape(t)}, {str(t.dtype).replace('torch.', '')} on {t.device}"
-
-
-def _shape(t) -> str:
-    """"(5,)", "(4, 7)": the shape as Python writes a tuple."""
-    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
-
-
-def expect_tensor(value, what: str):
-    if not _is_tensor(value):
-        fail(f"{what} is not a tensor", expected="a torch.Tensor", found=describe(value))
-    return value
-
-
-def expect_plain_tensor(value, what: str):
-    """A `torch.Tensor` subclass can answer `is_leaf` or `.grad` with anything: accept only real tensors."""
-    expect_tensor(value, what)
-    if type(value) not in _PLAIN_TENSOR_TYPES:
-        fail(f"{what} is a {type(value).__name__}, a subclass of torch.Tensor",
-             expected="a plain torch.Tensor", found=f"an instance of {type(value).__qualname__}",
-             fix="return the tensor itself, not a subclass (no `.as_subclass(...)`, no custom Tensor classes)")
-    return value
-
-
-def expect_attributes(actual, expected, what: str, *, shape=True, dtype=True, device=True) -> None:
-    expect_tensor(actual, what)
-    if shape and tuple(actual.shape) != tuple(expected.shape):
-        fail(f"{what} has the wrong shape", expected=describe(expected), found=describe(actual))
-    if dtype and actual.dtype != expected.dtype:
-        fail(f"{what} has the wrong dtype", expected=describe(expected), found=describe(actual))
-    if device and actual.device != expected.device:
-        fail(f"{what} is on the wrong device", expected=describe(expected), found=describe(actual))
-
-
-def expect_close(actual, expected, what: str, *, rtol: float = 1.3e-6, atol: float = 1e-5,
-                 fix: str | None = None, check_dtype: bool = True) -> None:
-    """Like `torch.testing.assert_close`, with a bounded message: count and worst element."""
-    expect_attributes(actual, expected, what, dtype=check_dtype)
-    if actual.device.type == "meta":
-        return
-    a = actual.detach().to(_torch_float64)
-    e = expected.detach().to(_torch_float64)
-    close = _isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
-    if bool(close.all()):
-        return
-    bad = _logical_not(close)
-    n_bad, n = int(_count_nonzero(bad)), a.numel()
-    diff = _abs(a - e)
-    diff = torch.where(_isfinite(diff), diff, _zeros_like(diff) + math.inf)
-    diff = torch.where(bad, diff, _zeros_like(diff))
-    flat = int(_argmax(diff.reshape(-1))) if n else 0
-    index = tuple(int(i) for i in _unravel(flat, tuple(a.shape)))
-    where = f"index {index}" if a.dim() else "the value"
-    fail(
-        f"{what} is not close to the expected values",
-        expected=f"{e.reshape(-1)[flat].item():.6g} at {where}",
-        found=f"{a.reshape(-1)[flat].item():.6g} ({n_bad} of {n} elements differ; "
-              f"greatest difference {diff.reshape(-1)[flat].item():.3g})",
-        tolerance=f"rtol={rtol:g}, atol={atol:g}",
-        fix=fix,
-    )
-
-
-def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
-    out = []
-    for size in reversed(shape):
-        out.append(flat % size if size else 0)
-        flat //= size if size else 1
-    return list(reversed(out))
-
-
-def grad_fn_name(t) -> str:
-    fn = getattr(t, "grad_fn", None)
-    return type(fn).__name__ if fn is not None else "None"
-
-
-def cuda_available() -> bool:
-    return _cuda_available()
-
-
-# Decided in the run's own process (the plugin skips it there), never in the warm worker:
-# a fork server must not touch CUDA.
-NEEDS_CUDA = pytest.mark.needs_cuda
-NO_CUDA_REASON = "needs a CUDA GPU, and none is present here"
-
-# The devices a device-generic check runs on: `meta` finds device bugs without a GPU.
-DEVICES = [
-    pytest.param("cpu", id="cpu"),
-    pytest.param("meta", id="meta"),
-    pytest.param("cuda", id="cuda", marks=NEEDS_CUDA),
-]
-DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
-
-
-# -- pictures of a mistake (drawn by grader.pictures, outside the sandbox) ---------------------
+_is_tensor = torch.is_tensor  # our own reference, taken before any student code is loaded
 
 _type, _str, _len, _dir = type, str, len, dir
 _VERSION_MOVED = re.compile(r"is at version (\d+); expected version (\d+)")
@@ -198,7 +40,7 @@ def with_picture(build):
 
 def tensor_summary(t) -> str:
     """"float64 (5,) on meta": a short description for a picture."""
-    return f"{_str(t.dtype).replace('torch.', '')} {_shape(t)} on {t.device}"
+    return f"{_str(t.dtype).replace('torch.', '')} {shape_text(t)} on {t.device}"
 
 
 def autograd_graph(roots, *, names=(), saved: str = "modified", title: str = "", caption: str = "",
