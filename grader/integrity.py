@@ -31,7 +31,7 @@ import torch.nn.functional
 import torch.testing
 
 from .torch_wrappers import NOT_WRAPPED as _NOT_WRAPPED
-from .torch_wrappers import TORCH_WRAPPERS  # noqa: F401 - importable here as before  # noqa: F401 - re-exported (README names it here)
+from .torch_wrappers import TORCH_WRAPPERS  # noqa: F401 - importable here as before
 from .torch_wrappers import cell_contents as _cell_contents
 from .torch_wrappers import learn_torch_wrappers as _learn_torch_wrappers
 from .torch_wrappers import unwrapped as _unwrapped
