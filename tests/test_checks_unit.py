@@ -55,6 +55,29 @@ def test_the_operator_log_sees_no_pdist_in_a_matrix_product():
 # -- CopyRecorder -------------------------------------------------------------------------------------
 
 
+def test_the_operator_log_sees_a_full_hessian_by_its_size_and_a_loop_by_its_count():
+    """What the hvp rubric asks of it: a double backward makes nothing of n * n elements and the same
+    number of operators for any n; the full Hessian shows as an n * n output."""
+    def f(x):
+        return (x.sin() ** 2).sum()
+
+    def double_backward(x, v):
+        x = x.detach().requires_grad_()
+        g, = torch.autograd.grad(f(x), x, create_graph=True)
+        return torch.autograd.grad(g @ v, x)[0]
+
+    logs = {}
+    for n in (8, 32):
+        x, v = torch.randn(n, dtype=torch.float64), torch.randn(n, dtype=torch.float64)
+        with OperatorLog() as logs[n]:
+            double_backward(x, v)
+    assert logs[8].largest < 8 * 8 and logs[32].largest < 32 * 32
+    assert logs[8].count == logs[32].count > 0
+    with OperatorLog() as full:
+        torch.autograd.functional.hessian(f, torch.randn(8, dtype=torch.float64))
+    assert full.largest >= 8 * 8
+
+
 def test_the_copy_recorder_names_clone_as_the_call_that_copied():
     t = torch.arange(12.0).reshape(3, 4)
     with CopyRecorder(t) as copies:

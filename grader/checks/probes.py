@@ -40,10 +40,20 @@ class OperatorLog(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.names = []
+        self.largest = 0  # the most elements any operator's output had (a full n x n Hessian shows here)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.names.append(func._schema.name)
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        for t in out if _isinstance(out, (tuple, list)) else (out,):
+            if _isinstance(t, _Tensor):
+                self.largest = _max(self.largest, t.numel())
+        return out
+
+    @property
+    def count(self) -> int:
+        """How many operators ran (work that grows with n shows here)."""
+        return _len(self.names)
 
     def ran(self, fragment: str) -> list[str]:
         """The operators that ran whose name contains `fragment`, sorted, as "aten._pdist_forward"."""
