@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, did_you_mean
+from .results import check_function  # noqa: F401 - used here and importable from here
 
 # The repository that ships the bundled assignment (SPEC "Command line": found from the
 # installed package, whatever the working directory).
@@ -89,11 +90,6 @@ class Assignment:
         roots = [self.root, REPO_ROOT, *sorted((REPO_ROOT / "assignments").glob("*/"))]
         folders = [root / sub for root in roots for sub in PRIVATE_SUBFOLDERS]
         return tuple(dict.fromkeys(p for p in folders if p.is_dir()))
-
-
-def check_function(check_id: str) -> str:
-    """"test_x" for the case "test_x[cpu-float32]": the name the YAML gives points to."""
-    return check_id.split("[", 1)[0]
 
 
 def load_assignment(rubrics_dir: Path | str | None = None) -> Assignment:

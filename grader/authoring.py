@@ -25,6 +25,8 @@ from .errors import ConfigError
 from .extract import exercise_id_of
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The hint the template writes (templates/entry.yml.tmpl): `grader validate` fails while one is left.
+PLACEHOLDER_HINT = "Write the lecture's advice on this check's pitfall here"
 EXERCISE_ID = re.compile(r"[a-z][a-z0-9_]*")
 TOP_KEY = re.compile(r"^[^\s#][^:]*:")
 

@@ -9,7 +9,7 @@ import html
 import statistics
 from collections import Counter
 
-from .results import GRADED
+from .results import GRADED, check_function
 
 FEEDBACK_FAILED = "the feedback page could not be made"
 
@@ -60,7 +60,7 @@ def summary_html(rows, assignment_name: str, exercise_ids: list[str], notes: lis
             f"<td>{status['missing']}</td><td>{_histogram_svg(scores, max(x['max_score'] for x in exs))}</td></tr>")
         for x in exs:  # a check counts once per submission, however many of its cases failed
             if x["status"] == GRADED:
-                failed.update({(ex_id, c["id"].split("[", 1)[0]) for c in x["checks"] if c["status"] in ("failed", "error")})
+                failed.update({(ex_id, check_function(c["id"])) for c in x["checks"] if c["status"] in ("failed", "error")})
     parts.append("</table><h2>Most common failed checks</h2><table><tr><th>exercise</th><th>check</th><th>submissions</th></tr>")
     for (ex_id, check), n in failed.most_common(15):
         parts.append(f"<tr><td>{e(ex_id)}</td><td>{e(check)}</td><td>{n}</td></tr>")

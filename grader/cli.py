@@ -16,7 +16,7 @@ from . import __version__
 from .assignment import load_assignment
 from .errors import ConfigError, GraderCrash, GraderError, OutputBusy, UnusableSubmission
 from .read import read_submission
-from .results import unusable_input
+from .results import check_function, unusable_input
 from .safe_text import for_terminal
 
 EXIT_FULL, EXIT_NOT_FULL, EXIT_UNUSABLE, EXIT_GRADER = 0, 1, 2, 3
@@ -86,7 +86,7 @@ def cmd_list(args) -> int:
         print(f"\n{ex_id}: {exercise.title}")
         print(f"  {cpu_points:g} points without a GPU{with_gpu}; {len(checks)} checks; time limit {exercise.timeout_s:g} s")
         if gpu:
-            names = sorted({c["id"].split("[", 1)[0] for c in gpu})
+            names = sorted({check_function(c["id"]) for c in gpu})
             print(f"  needs a GPU: {len(gpu)} check case(s) of {', '.join(names)} (skipped without one)")
         else:
             print("  needs a GPU: no")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from . import pictures
-from .results import PASSED, SKIPPED
+from .results import PASSED, SKIPPED, check_function
 
 
 def feedback_markdown(ex) -> str:
@@ -18,7 +18,7 @@ def feedback_markdown(ex) -> str:
         lines.append(f"*{ex.status}*: {_md_escape(ex.error)}\n")
     groups: dict[str, list] = {}
     for c in ex.checks:
-        groups.setdefault(c.id.split("[", 1)[0], []).append(c)
+        groups.setdefault(check_function(c.id), []).append(c)
     for cases in groups.values():
         lines.append(_check_markdown(cases))
     for note in ex.notes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .results import GRADED, PASSED, SKIPPED, SubmissionResult
+from .results import GRADED, PASSED, SKIPPED, SubmissionResult, check_function
 from .safe_text import for_terminal
 
 MARKS = {PASSED: "✓", SKIPPED: "-", "failed": "✗", "error": "✗"}
@@ -106,7 +106,7 @@ def _shared_lines(group: list, error: str | None, mark: str) -> list[str]:
         lines.extend(_indent(for_terminal(message), 8))
     cases: dict[str, list[str]] = {}  # a parametrized check once, with its number of cases
     for c in group:
-        cases.setdefault(c.id.split("[", 1)[0], []).append(c.id)
+        cases.setdefault(check_function(c.id), []).append(c.id)
     names = [ids[0] if len(ids) == 1 else f"{base} ({len(ids)} cases)" for base, ids in cases.items()]
     lines.extend(_indent(for_terminal("Checks: " + ", ".join(names)), 8))
     return lines

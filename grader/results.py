@@ -14,6 +14,11 @@ GRADED, MISSING, TIMEOUT, CRASHED, ERROR = "graded", "missing", "timeout", "cras
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
+
+def check_function(check_id: str) -> str:
+    """"test_x" for the case "test_x[cpu-float32]": the rubric's function, which the YAML gives points to."""
+    return check_id.split("[", 1)[0]
+
 @dataclass(frozen=True)
 class CheckResult:
     id: str

@@ -11,6 +11,7 @@ from .channel import WORKER_FAILED, RunOutcome
 from .errors import ConfigError, did_you_mean
 from .extract import MISSING_MESSAGE, ExerciseSource
 from .results import ERROR, FAILED, GRADED, MISSING, PASSED, SKIPPED, TIMEOUT, CheckResult, ExerciseResult
+from .results import check_function
 
 NOT_RUN = "not run: {why}"
 SLOW_TOP_LEVEL = ("; no check had finished, and your exercise's cell runs {what} at its top level ({where}): that "
@@ -27,7 +28,7 @@ SETUP_ERROR = re.compile(r"\b(NameError|ImportError|ModuleNotFoundError)\b")
 
 def validate_catalog(exercise: Exercise, collected: list[dict]) -> None:
     """Every check in the rubric has points in the YAML, and every YAML check exists."""
-    names = {c["id"].split("[", 1)[0] for c in collected}
+    names = {check_function(c["id"]) for c in collected}
     for name in sorted(names - set(exercise.checks)):
         raise ConfigError(
             f"{exercise.rubric}: the check `{name}` has no points in the assignment YAML "

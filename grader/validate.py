@@ -18,7 +18,7 @@ import yaml
 from .assign import make_student_notebook
 from .assignment import Assignment
 from .errors import ConfigError, did_you_mean
-from .results import GRADED, PASSED, SKIPPED, SubmissionResult
+from .results import GRADED, PASSED, SKIPPED, SubmissionResult, check_function
 
 VARIANT_KEYS = {"description", "fails", "status", "unjudged"}
 NUMBER = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")  # measured numbers (timings, ratios) may differ
@@ -98,7 +98,7 @@ def variant_notebook(variant: Variant, folder: Path) -> Path:
 
 def lost_checks(result: SubmissionResult, exercise: str) -> set[str]:
     ex = result.exercise(exercise)
-    return {c.id.split("[", 1)[0] for c in ex.checks if c.status not in (PASSED, SKIPPED)}
+    return {check_function(c.id) for c in ex.checks if c.status not in (PASSED, SKIPPED)}
 
 
 def _fmt(names) -> str:
@@ -110,7 +110,7 @@ def comparable(result: SubmissionResult, unjudged: frozenset[str] = frozenset())
     checks a variant leaves unjudged (a speed that sits on the threshold may land either side)."""
     out = []
     for e in result.exercises:
-        kept = [c for c in e.checks if c.id.split("[", 1)[0] not in unjudged]
+        kept = [c for c in e.checks if check_function(c.id) not in unjudged]
         score = e.score if len(kept) == len(e.checks) else None
         out.append((e.id, e.status, score, [(c.id, c.status, c.score, _masked(c.message)) for c in kept]))
     return out
@@ -134,7 +134,7 @@ def _difference(a: list, b: list) -> str | None:
 
 
 def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1) -> list[Verdict]:
-    verdicts: list[Verdict] = []
+    verdicts = placeholder_hints(assignment)
     variants = load_variants(variants_dir, assignment)
     with tempfile.TemporaryDirectory(prefix="torchgrade-validate-") as tmp:
         tmp = Path(tmp)
@@ -170,7 +170,7 @@ def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1
         else:
             ex = result.exercise(variant.exercise)
             lost = lost_checks(result, variant.exercise) - variant.unjudged
-            every = {c.id.split("[", 1)[0] for c in ex.checks if c.status != SKIPPED}
+            every = {check_function(c.id) for c in ex.checks if c.status != SKIPPED}
             expected = (every if variant.fails is None else set(variant.fails)) - variant.unjudged
             ok = lost == expected and ex.status == variant.status
             found = f"lost {_fmt(lost)}" + ("" if ex.status == GRADED else f" [{ex.status}]")
@@ -190,6 +190,15 @@ def validate(assignment: Assignment, grader, variants_dir: Path, repeat: int = 1
                                     f"identical over {repeat} gradings",
                                     f"DIFFERENT: {differences[0]}" if differences else "identical", not differences))
     return verdicts
+
+
+def placeholder_hints(assignment: Assignment) -> list[Verdict]:
+    """A hint still as `grader new-exercise` wrote it would reach students: it fails validation."""
+    from .authoring import PLACEHOLDER_HINT
+
+    return [Verdict("hint", ex.id, name, "the lecture's advice", "the template's placeholder", False)
+            for ex in assignment.exercises.values() for name, spec in ex.checks.items()
+            if PLACEHOLDER_HINT in spec.hint]
 
 
 def render_table(verdicts: list[Verdict]) -> str:

@@ -49,12 +49,15 @@ def test_a_new_course_validates_and_lists_at_once(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert re.search(r"^first_one: The first$", listed, re.M) and re.search(r"^second_one: ", listed, re.M)
     validated = cli("validate", "--rubrics", rubrics, "--jobs", "2")
-    assert validated.returncode == 0, validated.stdout + validated.stderr
+    # Everything holds except the template's placeholder hints, which must not reach students.
+    assert validated.returncode == 1, validated.stdout + validated.stderr
+    for ex in ("first_one", "second_one"):
+        assert re.search(rf"FAIL\s+hint\s+{ex}\s+test_values\s.*the template's placeholder", validated.stdout)
     for ex in ("first_one", "second_one"):  # the template solution earns its check; stub and variant lose it
         assert re.search(rf"ok\s+solution\s+{ex}\s.*found ([\d.]+)/\1$", validated.stdout, re.M)
         assert re.search(rf"ok\s+stub\s+{ex}\s.*found 0/[1-9]", validated.stdout)
         assert re.search(rf"ok\s+variant\s+{ex}\s+returns_input\s.*found lost {{test_values}}", validated.stdout)
-    assert "0 surprise(s)" in validated.stdout
+    assert "2 surprise(s)" in validated.stdout
 
 
 def test_adding_to_the_bundled_assignment_keeps_everything_else(bundled_copy):
@@ -147,3 +150,17 @@ def test_entry_is_added_as_text_where_yaml_reads_it(tmp_path, text):
 def test_an_entry_yaml_would_misread_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="could not add the entry of 'new' as text"):
         add_entry("exercises: {old: {checks: {test_x: 1}}}\n", ENTRY, "new", tmp_path / "a.yml")
+
+
+def test_the_template_hint_is_the_placeholder_validate_refuses(tmp_path):
+    """The sentence `grader validate` looks for is the one the template writes (they cannot drift apart)."""
+    from grader.authoring import PLACEHOLDER_HINT
+    from grader.validate import placeholder_hints
+
+    rubrics = tmp_path / "course" / "rubrics"
+    assert main(["new-exercise", "first_one", "--rubrics", str(rubrics), "--assignment", "demo"]) == 0
+    course = load_assignment(rubrics)
+    assert PLACEHOLDER_HINT in course.exercises["first_one"].checks["test_values"].hint
+    assert [(v.kind, v.exercise, v.name, v.ok) for v in placeholder_hints(course)] == [
+        ("hint", "first_one", "test_values", False)]
+    assert placeholder_hints(load_assignment()) == []  # the bundled course has its advice
