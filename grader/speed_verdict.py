@@ -103,8 +103,9 @@ def calibration_record(result: SpeedResult) -> dict:
             "ratio_min": result.ratio_min, "ratio_max": result.ratio_max}
 
 
-def expect_speedup(result: SpeedResult, *, what: str, reference_name: str, inputs: str, fix: str) -> str:
-    """Fail the check unless `result` passed; the message states ratio, threshold, threads, device.
+def expect_speedup(result: SpeedResult, *, what: str, reference_name: str, inputs: str, fix: str | None = None) -> str:
+    """Fail the check unless `result` passed; the message states ratio, threshold, threads, device (the advice on
+    how to be faster is the check's YAML hint; `fix` only for advice that depends on what was measured).
     On a pass, returns the same account for the feedback (SPEC: the ratio is shown on a pass too)."""
     if result.passed:
         return (f"{what}: {result.speedup:.3g}× the speed of {reference_name} on {result.where()}, "

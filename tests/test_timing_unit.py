@@ -105,6 +105,10 @@ def test_expect_speedup_passes_with_its_account_and_fails_with_expected_and_foun
     text = str(failure.value)
     assert "fast_fn is not fast enough: 1.2× the speed of the loop" in text
     assert "at least 1.5× faster than the loop" in text and "vectorise" in text
+    # The advice is the YAML hint's: without `fix` the failure has no Fix line, and the verdict stands.
+    with pytest.raises(CheckFailure) as failure:
+        expect_speedup(result(speedup=1.2), what="fast_fn", reference_name="the loop", inputs="x (4, 4)")
+    assert "Fix:" not in str(failure.value) and "is not fast enough" in str(failure.value)
 
 
 # -- charged_cpu: the caller's thread plus the other threads beyond the clock's lag ----------------
