@@ -44,10 +44,11 @@ or `torch.cuda.synchronize` later changes nothing here (and is detected by `grad
 from __future__ import annotations
 
 import gc
-import signal
 import time
 
 import torch
+
+from .checks.probes import time_limit as _time_limit
 
 # Our own references, taken before any student code is loaded.
 _perf_counter = time.perf_counter
@@ -60,17 +61,10 @@ _event_synchronize = torch.cuda.Event.synchronize
 _event_elapsed_ms = torch.cuda.Event.elapsed_time
 _cuda_device_name = torch.cuda.get_device_name
 _torch_device = torch.device
-_setitimer = signal.setitimer
-_signal = signal.signal
-_getsignal = signal.getsignal
-_ITIMER_REAL = signal.ITIMER_REAL
-_SIGALRM = signal.SIGALRM
-_SIG_DFL = signal.SIG_DFL
 _gc_disable = gc.disable
 _gc_enable = gc.enable
 _gc_isenabled = gc.isenabled
 _max, _abs = max, abs
-_BaseException, _isinstance = BaseException, isinstance
 
 PROBE_CPU_S = 0.005     # how long `CallClock` watches the process clock against the thread clock
 FINE_DRIFT_S = 50e-6    # drift below this while probing: the process clock follows the thread clock
@@ -84,9 +78,24 @@ CLOCK_CUDA = "CUDA events"
 
 
 class SlowCall(BaseException):
-    """Raised by our SIGALRM handler inside a student call that ran past its limit.
+    """A student call ran past its limit (`grader.checks.time_limit` stopped it); carries the wall seconds.
 
     A BaseException, so a student's `except Exception:` does not swallow it."""
+
+
+class _NoLimit:
+    """A call without a limit (the reference's)."""
+
+    ran_out = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_LIMIT = _NoLimit()
 
 
 
@@ -148,46 +157,30 @@ class CallClock:
         self.sync()
         if self.cuda:
             start, end = _cuda_Event(enable_timing=True), _cuda_Event(enable_timing=True)
-        armed, fired = [True], []
-
-        def on_alarm(signum, frame):
-            if armed:  # an alarm that arrives while we tidy up is ignored
-                fired.append(True)
-                raise SlowCall()
-
-        previous = None
-        if limit_s is not None:
-            previous = _getsignal(_SIGALRM)
-            _signal(_SIGALRM, on_alarm)
-            _setitimer(_ITIMER_REAL, _max(limit_s, 1e-3))
+        # The one limiter of grader.checks: its SIGALRM stops a Python-level loop, and it knows when the
+        # call ran out even if the student's code caught the interruption and went on.
+        limit = _time_limit(_max(limit_s, 1e-3)) if limit_s is not None else _NO_LIMIT
         gc_was_enabled = _gc_isenabled()
         _gc_disable()  # a collection inside one call would land on whoever happens to allocate
-        c0 = cpu_sample()
-        t0 = _perf_counter()
+        wall = 0.0
         try:
-            if self.cuda:
-                _event_record(start)
-            out = fn(*args)
-            if self.cuda:
-                _event_record(end)
-                _event_synchronize(end)
-            wall = _perf_counter() - t0
-            c1 = cpu_sample()
-            armed.clear()
-        except _BaseException as e:
-            wall = _perf_counter() - t0
-            armed.clear()
-            if fired or _isinstance(e, SlowCall):
-                raise SlowCall(wall) from None
-            raise
+            with limit:
+                c0 = cpu_sample()
+                t0 = _perf_counter()
+                try:
+                    if self.cuda:
+                        _event_record(start)
+                    out = fn(*args)
+                    if self.cuda:
+                        _event_record(end)
+                        _event_synchronize(end)
+                    c1 = cpu_sample()
+                finally:
+                    wall = _perf_counter() - t0
         finally:
-            armed.clear()
-            if limit_s is not None:
-                _setitimer(_ITIMER_REAL, 0.0)
-                _signal(_SIGALRM, previous if previous is not None else _SIG_DFL)
             if gc_was_enabled:
                 _gc_enable()
-        if fired:  # the alarm came as the call returned: it still took too long
+        if limit.ran_out:  # also when the alarm came as the call returned: it still took too long
             raise SlowCall(wall)
         seconds = _event_elapsed_ms(start, end) / 1e3 if self.cuda else wall
         return seconds, c1[0] - c0[0], charged_cpu(c0, c1, self.others_floor_s), out

@@ -203,3 +203,40 @@ def test_the_thread_count_a_student_sets_is_reported_and_undone():
     r = measure(greedy, burner(1), threshold=0.1, repeats=2)
     assert r.threads == 1 and r.threads_seen == 3
     assert torch.get_num_threads() == before
+
+
+def test_the_call_clock_stops_a_loop_even_one_that_catches_the_interruption_and_restores_the_handler():
+    """The timing probe uses the one limiter of grader.checks: a Python loop is stopped as SlowCall with its
+    wall time, also when it catches the interruption and returns; the SIGALRM handler is restored."""
+    import signal
+
+    from grader.clocks import CallClock, SlowCall
+
+    def spin():
+        while True:
+            pass
+
+    def spin_and_swallow():
+        try:
+            spin()
+        except BaseException:  # noqa: BLE001 - what a hostile submission does
+            return torch.zeros(1)
+
+    def handler(signum, frame):
+        raise AssertionError("the previous handler ran")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's own alarm, where it runs one
+    try:
+        clock = CallClock("cpu")
+        for fn in (spin, spin_and_swallow):
+            with pytest.raises(SlowCall) as stopped:
+                clock.call(fn, (), 0.05)
+            assert stopped.value.args[0] >= 0.05
+            assert signal.getsignal(signal.SIGALRM) is handler
+        seconds, own, _, out = clock.call(torch.ones, (3,), 5.0)
+        assert out.tolist() == [1.0, 1.0, 1.0] and 0 <= seconds < 5.0
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert (left == 0.0) if outer == 0.0 else (outer - 30 < left <= outer)  # an outer timer goes on
+    finally:
+        signal.signal(signal.SIGALRM, previous)
