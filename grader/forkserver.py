@@ -64,6 +64,9 @@ def pytest_args(rubrics: list[str], rootdir: str) -> list[str]:
         "-p", "no:unraisableexception",
         # It would keep a duplicate of the worker's stderr that each child then closes.
         "-p", "no:faulthandler",
+        # Not the pytest config of the repository the rubrics live in: its addopts may name plugins a grading
+        # run does not load (this project's own `-n 2`), and its settings are not the grader's.
+        "-c", os.devnull,
         "--noconftest", "--rootdir", rootdir, "-o", "python_files=test_*.py", "-o", "console_output_style=classic",
         "-W", "ignore",
     ]

@@ -67,3 +67,34 @@ def mini_assignment():
 def mini_grader(mini_assignment):
     with Grader(mini_assignment, jobs=2) as g:
         yield g
+
+
+# -- running the suite on two xdist workers (pyproject: addopts "-n 2 --dist loadgroup") -------------
+
+# The longest single test: it goes first, so that it is not the last one running while the other worker idles.
+LONGEST = "test_validate.py::test_bundled_assignment_validates"
+BUNDLED = "bundled-grader"
+
+
+# Before xdist's own hook, which turns each item's xdist_group mark into the scope it schedules by.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Which tests share an xdist worker. The tests that use the bundled assignment's warm `grader` run on
+    one worker, so that its workers (each one's first grading of the bundled notebook costs seconds) start
+    once, not once per xdist worker; so do the tests of a module that share a module-scoped fixture (a graded
+    class, a Dask cluster, a kernel). Those go first, the longest test first of all; with `-n 0` only the
+    order changes."""
+    def group(item) -> str | None:
+        if "grader" in item.fixturenames:
+            return BUNDLED
+        info = getattr(item, "_fixtureinfo", None)
+        if info and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            return item.module.__name__
+        return None
+
+    groups = {}
+    for item in items:
+        groups[item] = group(item)
+        if groups[item]:
+            item.add_marker(pytest.mark.xdist_group(groups[item]))
+    items.sort(key=lambda item: (not item.nodeid.endswith(LONGEST), groups[item] != BUNDLED, groups[item] is None))

@@ -110,8 +110,11 @@ def make_class(root: Path) -> tuple[Path, set[str]]:
 
 
 def grade(subs, out, *extra):
+    # One worker: what these tests check (discovery, identities, outputs, resume) does not depend on parallel
+    # grading, which test_batch and test_cleanup check with --jobs 2; a second worker costs ~2 CPU-s per
+    # command (it imports torch): 148 -> 100 CPU-s for this file, test_lms and test_ta_downloads.
     return subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out", str(out),
-                           "--rubrics", str(MINI_RUBRICS), "--jobs", "2", *extra],
+                           "--rubrics", str(MINI_RUBRICS), "--jobs", "1", *extra],
                           capture_output=True, text=True, timeout=600)
 
 

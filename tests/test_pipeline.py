@@ -149,3 +149,19 @@ def test_lecture_notebook_implicit_exercise_is_graded_and_the_rest_not_run(grade
     ex = r.exercise("implicit_function")
     assert (ex.status, ex.score, ex.max_score) == ("graded", 10.0, 10.0), [c.message for c in ex.failed_checks]
     assert any("import graphviz" in n for n in ex.notes)  # skipped, with a note, not an error
+
+
+def test_the_courses_own_pytest_configuration_does_not_reach_the_grading_run(tmp_path):
+    """Rubrics kept in a repository whose pytest config names options of plugins the grading run does not
+    load (this project's own `-n 2` of pytest-xdist, a course's `--cov`) are graded as usual."""
+    import shutil
+
+    from conftest import MINI_RUBRICS
+    from grader import Grader, load_assignment
+
+    course = tmp_path / "course"
+    shutil.copytree(MINI_RUBRICS, course / "rubrics")
+    (course / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "-n 2 --cov=course"\n')
+    with Grader(load_assignment(course / "rubrics"), jobs=1) as g:
+        r = g.grade(exercise_notebook(tmp_path / "sub.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK}))
+    assert r.score == r.max_score == 5, [(e.id, e.status, e.error) for e in r.exercises]
