@@ -95,7 +95,10 @@ class Worker:
 
 
 class WorkerPool:
-    """`size` warm workers, each with `rubrics` collected; `run` blocks until one is free. Thread-safe."""
+    """Up to `size` warm workers, each with `rubrics` collected; `run` blocks until one is free. Thread-safe.
+
+    The first worker starts at once; another only when a job finds none idle (a start costs seconds of CPU,
+    mostly `import torch`, wasted where a second job never comes: one exercise, an unchanged class)."""
 
     def __init__(self, size: int, rubrics: list[str]):
         self.size = max(1, size)
@@ -103,12 +106,12 @@ class WorkerPool:
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._workers: list[Worker] = []
+        self._starting = 0  # workers being added, counted against `size`
         # A worker asks to die with the *thread* that started it (PR_SET_PDEATHSIG), and `run` is
         # called from short-lived threads: start every worker from one thread that lives as long as the pool.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchgrade-spawn")
         sweep_stale()  # folders of a grader that was itself killed
-        for _ in range(self.size):
-            self._add()
+        self._add()
 
     def _add(self) -> None:
         w = self._spawner.submit(Worker, self.rubrics).result()
@@ -116,8 +119,24 @@ class WorkerPool:
             self._workers.append(w)
         self._idle.put(w)
 
+    def _take(self) -> Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            grow = len(self._workers) + self._starting < self.size
+            self._starting += grow
+        if grow:
+            try:
+                self._add()
+            finally:
+                with self._lock:
+                    self._starting -= 1
+        return self._idle.get()
+
     def run(self, job: dict) -> RunOutcome:
-        worker = self._idle.get()
+        worker = self._take()
         try:
             answer = worker.run(job)
         except (BrokenPipeError, TimeoutError, OSError, ValueError) as e:
