@@ -97,8 +97,8 @@ class Worker:
 class WorkerPool:
     """Up to `size` warm workers, each with `rubrics` collected; `run` blocks until one is free. Thread-safe.
 
-    The first worker starts at once; another only when a job finds none idle (a start costs seconds of CPU,
-    mostly `import torch`, wasted where a second job never comes: one exercise, an unchanged class)."""
+    A worker starts only when a job finds none idle (a start costs seconds of CPU, mostly `import torch`,
+    wasted where no job or no second job comes: a class whose every notebook is unchanged, one exercise)."""
 
     def __init__(self, size: int, rubrics: list[str]):
         self.size = max(1, size)
@@ -111,7 +111,6 @@ class WorkerPool:
         # called from short-lived threads: start every worker from one thread that lives as long as the pool.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchgrade-spawn")
         sweep_stale()  # folders of a grader that was itself killed
-        self._add()
 
     def _add(self) -> None:
         w = self._spawner.submit(Worker, self.rubrics).result()

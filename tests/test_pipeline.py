@@ -168,14 +168,15 @@ def test_the_courses_own_pytest_configuration_does_not_reach_the_grading_run(tmp
 
 
 def test_a_second_worker_starts_only_when_a_second_job_waits(mini_assignment, tmp_path):
-    """A worker start costs seconds of CPU (import torch): one exercise graded on a pool of two starts one
-    worker; a notebook whose two exercises run at once starts the second, and both give the same result."""
+    """A worker start costs seconds of CPU (import torch): a grader with nothing to grade starts none, one
+    exercise graded on a pool of two starts one worker; a notebook whose two exercises run at once starts the second, and both give the same result."""
     from grader import Grader
 
     one = exercise_notebook(tmp_path / "one.ipynb", {"double": DOUBLE_OK})
     slow = "import time\ntime.sleep(1)  # each run holds its worker a second: the two runs overlap\n"
     both = exercise_notebook(tmp_path / "both.ipynb", {"double": slow + DOUBLE_OK, "square": slow + SQUARE_OK})
     with Grader(mini_assignment, jobs=2) as g:
+        assert g.pool._workers == []  # nothing to grade yet: nothing started (an unchanged class stays so)
         assert g.grade(one, only="double").exercise("double").score > 0
         assert len(g.pool._workers) == 1
         result = g.grade(both)
