@@ -98,9 +98,10 @@ class Grader:
     def grade(self, path: Path | str, only: str | None = None) -> SubmissionResult:
         started = time.monotonic()
         submission = read_submission(path)  # raises UnusableSubmission
-        catalog = self.catalog()
         exercises = [e for e in self.assignment.exercises.values() if only in (None, e.id)]
         sources, notes = extract_exercises(submission.notebook, self.assignment.exercises)
+        self.pool.reserve(sum(not sources[e.id].missing and not sources[e.id].syntax_error for e in exercises))
+        catalog = self.catalog()
 
         threads_used = []  # torch threads each run really had at its end (the student may change them)
 

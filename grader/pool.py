@@ -118,6 +118,19 @@ class WorkerPool:
             self._workers.append(w)
         self._idle.put(w)
 
+    def reserve(self, jobs: int) -> None:
+        """Start now the workers `jobs` jobs about to come will need (up to `size`), so that they warm up side
+        by side rather than each when its job arrives."""
+        with self._lock:
+            missing = max(0, min(jobs, self.size) - len(self._workers) - self._starting)
+            self._starting += missing
+        for _ in range(missing):
+            try:
+                self._add()
+            finally:
+                with self._lock:
+                    self._starting -= 1
+
     def _take(self) -> Worker:
         try:
             return self._idle.get_nowait()

@@ -183,3 +183,8 @@ def test_a_second_worker_starts_only_when_a_second_job_waits(mini_assignment, tm
         assert result.full_marks
         assert len(g.pool._workers) == 2
         assert len({w.proc.pid for w in g.pool._workers}) == 2
+    with Grader(mini_assignment, jobs=2) as g:  # a notebook with two runs: both workers start at once,
+        catalog, workers_at_catalog = g.catalog, []  # warming side by side, before the first job
+        g.catalog = lambda: (workers_at_catalog.append(len(g.pool._workers)), catalog())[1]
+        assert g.grade(exercise_notebook(tmp_path / "two.ipynb", {"double": DOUBLE_OK, "square": SQUARE_OK})).full_marks
+        assert workers_at_catalog == [2]

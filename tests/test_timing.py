@@ -107,6 +107,7 @@ def test_workers_own_their_environment_and_verdict(assignment, tmp_path, monkeyp
     reach a worker: its allocator and thread variables, and a correct near-threshold verdict, are the same."""
     nb = exercise_notebook(tmp_path / "cdist.ipynb", {"beat_pdist": variant("ok_cdist")})
     with WorkerPool(1, [str(MINI_RUBRICS / "test_double.py")]) as pool:
+        pool.run({"collect_only": True, "timeout_s": 60})  # a worker starts with its first job
         quiet = owned_part(pool._workers[0])
     with Grader(assignment, jobs=1) as g:
         plain = speed_check(g.grade(nb, only="beat_pdist"))
@@ -114,6 +115,7 @@ def test_workers_own_their_environment_and_verdict(assignment, tmp_path, monkeyp
                         "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=65536", "KMP_AFFINITY": "compact"}.items():
         monkeypatch.setenv(name, value)
     with Grader(assignment, jobs=1) as g:
+        g.catalog()
         assert owned_part(g.pool._workers[0]) == quiet
         nanny = speed_check(g.grade(nb, only="beat_pdist"))
     assert quiet == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
