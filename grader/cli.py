@@ -84,7 +84,8 @@ def cmd_list(args) -> int:
         cpu_points, all_points = points([c for c in checks if not c["needs_cuda"]]), points(checks)
         with_gpu = f" ({all_points:g} with a GPU)" if all_points != cpu_points else ""
         print(f"\n{ex_id}: {exercise.title}")
-        print(f"  {cpu_points:g} points without a GPU{with_gpu}; {len(checks)} checks; time limit {exercise.timeout_s:g} s")
+        print(f"  {cpu_points:g} point{'s' * (cpu_points != 1)} without a GPU{with_gpu}; {len(checks)} "
+              f"check{'s' * (len(checks) != 1)}; time limit {exercise.timeout_s:g} s")
         if gpu:
             names = sorted({check_function(c["id"]) for c in gpu})
             print(f"  needs a GPU: {len(gpu)} check case(s) of {', '.join(names)} (skipped without one)")
