@@ -18,9 +18,11 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from . import tempdirs
 
 # What `python -m grader.service` needs beyond the kernel's own `import grader`.
 GRADING_MODULES = ("torch", "pytest", "numpy")
@@ -85,7 +87,7 @@ class Service:
         self.assignment = load_assignment(rubrics)
         self.grader = Grader(self.assignment, jobs=1)
         self.grader.catalog()  # the worker started, torch imported, the rubrics collected: warm
-        self.scratch = tempfile.TemporaryDirectory(prefix="torchgrade-check-")
+        self.scratch = tempdirs.check_dir()
 
     def hello(self) -> dict:
         return {"ready": True, "pid": os.getpid(), "workers": [w.proc.pid for w in self.grader.pool._workers],
@@ -111,7 +113,7 @@ class Service:
         from .read import read_submission
 
         if request.get("content") is not None:  # Colab: there is no file, grade what the notebook holds now
-            path = Path(self.scratch.name) / _safe_name(request.get("name") or "")
+            path = Path(self.scratch) / _safe_name(request.get("name") or "")
             path.write_text(request["content"], encoding="utf-8")
             mtime = None
         else:
@@ -129,7 +131,7 @@ class Service:
 
     def close(self) -> None:
         self.grader.close()
-        self.scratch.cleanup()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def missing_module() -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 WORKER_PREFIX = "torchgrade-worker-"  # + the grader's pid: the worker's pytest root
 RUN_PREFIX = "torchgrade-run-"        # + the worker's pid: one run's working folder
+CHECK_PREFIX = "torchgrade-check-"    # + the in-notebook service's pid: the notebooks it was sent (Colab)
 
 
 def worker_dir() -> str:
@@ -23,6 +24,12 @@ def run_dir() -> str:
     return tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-")
 
 
+def check_dir() -> str:
+    """The in-notebook service's folder, owned by this (the service's) process: the kernel may SIGKILL it,
+    so a later grader's `sweep_stale` removes what its `close` could not."""
+    return tempfile.mkdtemp(prefix=f"{CHECK_PREFIX}{os.getpid()}-")
+
+
 def remove_worker_dirs(root: str, worker_pid: int) -> None:
     """After a worker ended (answered, killed or crashed): its folder, and any run folder it left."""
     shutil.rmtree(root, ignore_errors=True)
@@ -33,7 +40,7 @@ def remove_worker_dirs(root: str, worker_pid: int) -> None:
 def sweep_stale() -> int:
     """Remove this user's grader folders whose owning process is gone; returns how many."""
     removed = 0
-    for prefix in (WORKER_PREFIX, RUN_PREFIX):
+    for prefix in (WORKER_PREFIX, RUN_PREFIX, CHECK_PREFIX):
         for p in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
             pid = p.name[len(prefix):].split("-", 1)[0]
             try:

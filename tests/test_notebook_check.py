@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ pytest.importorskip("ipykernel")
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 from grader import notebook as nbcheck  # noqa: E402
+from grader import tempdirs  # noqa: E402
 from grader.service import NOT_INSTALLED_TIP, unsaved_exercises  # noqa: E402
 
 DOUBLE_OK = "# exercise: double\ndef double(x):\n    return 2 * x"
@@ -334,12 +336,17 @@ def test_the_service_and_its_worker_end_with_the_kernel(tmp_path, course):
                       "from grader import notebook; notebook.service_pids()"], path)
         pids = eval(answer_of(nb.cells[3])[1])  # noqa: S307 - a list of ints printed by our own kernel
         assert len(pids) == 2 and all(_alive(p) for p in pids)  # the service and its worker
+        folders = [d for p in pids for d in Path(tempfile.gettempdir()).glob(f"{tempdirs.CHECK_PREFIX}{p}-*")]
+        assert len(folders) == 1  # the service's own, named after it
     finally:
         km.shutdown_kernel(now=True)  # SIGKILL: no atexit handler runs, only the parent-death signal helps
     deadline = time.monotonic() + 15
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in pids if _alive(p)]
+    # Killed with its kernel, the service could not remove its folder: the next grader's sweep does.
+    tempdirs.sweep_stale()
+    assert not [d for d in folders if d.exists()]
 
 
 def _alive(pid: int) -> bool:
