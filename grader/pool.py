@@ -121,6 +121,71 @@ class WorkerPool:
     def reserve(self, jobs: int) -> None:
         """Start now the workers `jobs` jobs about to come will need (up to `size`), so that they warm up side
         by side rather than each when its job arrives."""
+        self._start(jobs)
+
+    def _start(self, jobs: int | None) -> None:
+        """Start workers up to `jobs` in all (None: one more), never beyond `size`."""
+        with self._lock:
+            running = len(self._workers) + self._starting
+            missing = max(0, min(running + 1 if jobs is None else jobs, self.size) - running)
+            self._starting += missing
+        for _ in range(missing):
+            try:
+                self._add()
+            finally:
+                with self._lock:
+                    self._starting -= 1
+
+    def _take(self) -> Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            self._start(None)  # none idle: one more, if the pool may grow
+        return self._idle.get()
+
+    def run(self, job: dict) -> RunOutcome:
+        self.wait_ready()
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        line = self._read_line(float(job.get("timeout_s", 60)) + WORKER_SLACK_S)
+        if not line:
+            raise BrokenPipeError("worker exited")
+        return RunOutcome.from_dict(json.loads(line))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        remove_worker_dirs(self.rootdir, self.proc.pid)
+
+
+class WorkerPool:
+    """Up to `size` warm workers, each with `rubrics` collected; `run` blocks until one is free. Thread-safe.
+
+    A worker starts only when a job finds none idle (a start costs seconds of CPU, mostly `import torch`,
+    wasted where no job or no second job comes: a class whose every notebook is unchanged, one exercise)."""
+
+    def __init__(self, size: int, rubrics: list[str]):
+        self.size = max(1, size)
+        self.rubrics = list(rubrics)
+        self._idle: queue.Queue[Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._workers: list[Worker] = []
+        self._starting = 0  # workers being added, counted against `size`
+        # A worker asks to die with the *thread* that started it (PR_SET_PDEATHSIG), and `run` is
+        # called from short-lived threads: start every worker from one thread that lives as long as the pool.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchgrade-spawn")
+        sweep_stale()  # folders of a grader that was itself killed
+
+    def _add(self) -> None:
+        w = self._spawner.submit(Worker, self.rubrics).result()
+        with self._lock:
+            self._workers.append(w)
+        self._idle.put(w)
+
+    def reserve(self, jobs: int) -> None:
+        """Start now the workers `jobs` jobs about to come will need (up to `size`), so that they warm up side
+        by side rather than each when its job arrives."""
         with self._lock:
             missing = max(0, min(jobs, self.size) - len(self._workers) - self._starting)
             self._starting += missing
